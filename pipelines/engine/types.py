@@ -1,0 +1,55 @@
+"""The engine's contract: what goes in (a request) and what comes out (a result or a dead letter).
+
+Exactly one outcome per request, always: requests = results + dead letters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from valuecorpus.schemas.run_tables import DeadLetter
+
+
+class Message(BaseModel):
+    role: str
+    content: str
+
+
+class GenerationParams(BaseModel):
+    temperature: float = 0.0
+    max_tokens: int = 512
+    seed: int | None = None
+    top_p: float | None = None
+
+
+class GenerationRequest(BaseModel):
+    request_id: str = Field(description="stable: derived from the plan item and step, so reruns hit the cache")
+    messages: list[Message]
+    json_schema: dict[str, Any] | None = Field(None, description="structured output; None = free text")
+    params: GenerationParams = Field(default_factory=GenerationParams)
+    metadata: dict[str, Any] = Field(default_factory=dict, description="passed through untouched to the outcome")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class GenerationResult(BaseModel):
+    request_id: str
+    content: str = Field(description="raw text of the completion")
+    parsed: Any = Field(None, description="the JSON value when a schema was requested (schema-valid)")
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0
+    model: str = ""
+    endpoint_kind: str = Field("", description="local | openai | vllm | llamacpp | prompt ...")
+    cache_key: str = ""
+    cached: bool = False
+    attempts: int = 1
+    latency_s: float = 0.0
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+Outcome = GenerationResult | DeadLetter

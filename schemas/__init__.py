@@ -1,0 +1,4 @@
+"""Records, taxonomies, layouts and importers: the contracts every other component builds on.
+
+This package imports nothing else of valuecorpus.
+"""

@@ -1,0 +1,164 @@
+"""Arrow schemas derived from the record models, and the conversions between records and Arrow tables.
+
+Nested models become structs, lists become lists, `Literal`s become strings (ints for numeric literals),
+`JsonBlob` fields become JSON text tagged `valuecorpus.json`. Nothing here is written by hand per kind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import types
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from valuecorpus.schemas.errors import ValueCorpusError
+from valuecorpus.schemas.records import RECORD_TYPES, Record
+from valuecorpus.schemas.records.base import JsonBlob, canonical_json
+
+JSON_META = {b"valuecorpus.json": b"true"}
+KIND_META = b"valuecorpus.kind"
+
+_SCALARS: dict[Any, pa.DataType] = {
+    str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_(),
+}
+
+
+def _is_json(info: FieldInfo | None) -> bool:
+    return info is not None and any(isinstance(m, JsonBlob) for m in info.metadata)
+
+
+def _arrow_type(tp: Any) -> tuple[pa.DataType, bool]:
+    """(type, nullable) for a Python annotation."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"unsupported union {tp}")
+        return _arrow_type(args[0])[0], True
+    if origin is Literal:
+        values = get_args(tp)
+        return (pa.int64() if all(isinstance(v, int) for v in values) else pa.string()), False
+    if origin is list:
+        (item,) = get_args(tp)
+        item_type, item_nullable = _arrow_type(item)
+        return pa.list_(pa.field("item", item_type, nullable=True)), False
+    if origin is dict:
+        key, value = get_args(tp)
+        return pa.map_(_arrow_type(key)[0], _arrow_type(value)[0]), False
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return pa.struct(_fields(tp)), False
+    if tp in _SCALARS:
+        return _SCALARS[tp], False
+    raise TypeError(f"no Arrow mapping for {tp!r}")
+
+
+def _fields(model: type[BaseModel]) -> list[pa.Field]:
+    fields = []
+    for name, info in model.model_fields.items():
+        if _is_json(info):
+            fields.append(pa.field(name, pa.string(), nullable=True, metadata=JSON_META))
+            continue
+        arrow_type, _ = _arrow_type(info.annotation)
+        # Every column is nullable in Arrow; the record model is what enforces required-ness.
+        fields.append(pa.field(name, arrow_type, nullable=True))
+    return fields
+
+
+@cache
+def arrow_schema(model: type[BaseModel]) -> pa.Schema:
+    """The Arrow schema of a record kind (or of any side-table model, e.g. dead letters)."""
+    kind = getattr(model, "kind", "") or model.__name__
+    return pa.schema(_fields(model), metadata={KIND_META: kind.encode()})
+
+
+def schema_fingerprint(schema: pa.Schema) -> str:
+    return hashlib.sha256(schema.remove_metadata().to_string().encode()).hexdigest()
+
+
+@cache
+def _json_paths(model: type[BaseModel]) -> tuple[tuple[str, ...], ...]:
+    """Paths (through nested models and lists) of JsonBlob fields."""
+    paths: list[tuple[str, ...]] = []
+    for name, info in model.model_fields.items():
+        if _is_json(info):
+            paths.append((name,))
+            continue
+        for sub in _nested_models(info.annotation):
+            paths.extend((name, *p) for p in _json_paths(sub))
+    return tuple(paths)
+
+
+def _nested_models(tp: Any) -> list[type[BaseModel]]:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    return [m for a in get_args(tp) for m in _nested_models(a)]
+
+
+def _map_path(obj: Any, path: tuple[str, ...], fn: Any) -> None:
+    if isinstance(obj, list):
+        for item in obj:
+            _map_path(item, path, fn)
+        return
+    if not isinstance(obj, dict) or path[0] not in obj:
+        return
+    if len(path) == 1:
+        obj[path[0]] = fn(obj[path[0]])
+    else:
+        _map_path(obj[path[0]], path[1:], fn)
+
+
+def record_to_row(record: BaseModel) -> dict[str, Any]:
+    row = record.model_dump(mode="python")
+    for path in _json_paths(type(record)):
+        _map_path(row, path, lambda v: None if v is None else canonical_json(v))
+    return row
+
+
+def row_to_record(model: type[BaseModel], row: dict[str, Any]) -> Any:
+    for path in _json_paths(model):
+        _map_path(row, path, lambda v: None if v is None else json.loads(v))
+    return model.model_validate(row)
+
+
+def to_table(records: list[BaseModel], model: type[BaseModel] | None = None) -> pa.Table:
+    if model is None:
+        if not records:
+            raise ValueError("an empty table needs its model")
+        model = type(records[0])
+    schema = arrow_schema(model)
+    return pa.Table.from_pylist([record_to_row(r) for r in records], schema=schema)
+
+
+def from_table(table: pa.Table, model: type[BaseModel] | None = None) -> list[Any]:
+    model = model or model_of(table.schema)
+    return [row_to_record(model, row) for row in table.to_pylist()]
+
+
+def model_of(schema: pa.Schema) -> type[Record]:
+    kind = (schema.metadata or {}).get(KIND_META, b"").decode()
+    if kind not in RECORD_TYPES:
+        raise ValueCorpusError(f"Parquet schema names no known record kind ('{kind}')")
+    return RECORD_TYPES[kind]
+
+
+def write_records(path: str | Path, records: list[BaseModel], model: type[BaseModel] | None = None) -> int:
+    """Write a Parquet file aside and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = to_table(records, model)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)
+    return table.num_rows
+
+
+def read_records(path: str | Path, model: type[BaseModel] | None = None) -> list[Any]:
+    table = pq.read_table(path)
+    return from_table(table, model)

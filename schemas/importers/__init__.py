@@ -1,0 +1,1 @@
+"""Importers of the published reference corpora into records."""

@@ -1,0 +1,79 @@
+"""JSON Schemas for structured LLM output, derived from the record models.
+
+The generator produces a record's content; toolkit fields (`id`, `provenance`) are filled afterwards, so they are
+left out. `$ref`s are inlined because several structured-output backends (llama.cpp grammars among them) handle
+self-contained schemas best. Taxonomy enumerations are added by `constrain()`, so a constrained model cannot
+invent a value.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pydantic import BaseModel
+
+from valuecorpus.schemas.records import Record
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target = defs[node["$ref"].split("/")[-1]]
+            merged = {**_inline(target, defs), **{k: v for k, v in node.items() if k != "$ref"}}
+            return merged
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def _strict(node: Any) -> Any:
+    """No extra keys anywhere; drop titles (noise for the model) and defaults (unsupported by strict modes)."""
+    if isinstance(node, dict):
+        out = {k: _strict(v) for k, v in node.items() if k not in ("title", "default")}
+        if out.get("type") == "object" and "properties" in out:
+            out["additionalProperties"] = False
+        return out
+    if isinstance(node, list):
+        return [_strict(v) for v in node]
+    return node
+
+
+def model_json_schema(model: type[BaseModel], exclude: set[str] | None = None) -> dict[str, Any]:
+    """Self-contained JSON Schema of a model (or of a record's generated content)."""
+    if exclude is None:
+        exclude = set(model.toolkit_fields) if issubclass(model, Record) else set()
+    raw = model.model_json_schema(mode="validation")
+    schema = _strict(_inline(raw, raw.get("$defs", {})))
+    for name in exclude:
+        schema.get("properties", {}).pop(name, None)
+        if name in schema.get("required", []):
+            schema["required"].remove(name)
+    return schema
+
+
+def constrain(schema: dict[str, Any], path: str, allowed: list[str]) -> dict[str, Any]:
+    """Restrict the strings at `path` (dot-separated; `[]` steps into arrays) to `allowed`.
+
+    e.g. `constrain(s, "actions[].values[].name", taxonomy.names())`.
+    """
+    out = copy.deepcopy(schema)
+    node = out
+    for step in path.split("."):
+        is_array = step.endswith("[]")
+        key = step[:-2] if is_array else step
+        node = node["properties"][key]
+        node = _non_null(node)
+        if is_array:
+            node = _non_null(node["items"])
+    node.pop("type", None)
+    node["enum"] = list(allowed)
+    return out
+
+
+def _non_null(node: dict[str, Any]) -> dict[str, Any]:
+    for alt in node.get("anyOf", []):
+        if alt.get("type") != "null":
+            return alt
+    return node

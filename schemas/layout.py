@@ -1,0 +1,215 @@
+"""Where data lives under the data home, and the manifests that describe it.
+
+The layout of a run directory and of a published version is a contract shared by pipelines (which stage runs),
+annotation (which reads runs and stages curated runs) and warehouse (which publishes versions). Only this module
+knows the file names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from valuecorpus.schemas.errors import NotFoundError, ValueCorpusError
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+DATASET_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON aside and rename into place, so readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class SourceFile(BaseModel):
+    path: str
+    sha256: str
+
+
+class RunManifest(BaseModel):
+    """What a staged run is: enough to reproduce it and to trace every record back to its inputs."""
+
+    model_config = ConfigDict(extra="allow")
+
+    run_id: str
+    created_at: str = Field(default_factory=utc_now)
+    origin: Literal["import", "generate", "curate"]
+    kinds: list[str] = Field(default_factory=list, description="record kinds staged in this run")
+    counts: dict[str, int] = Field(default_factory=dict, description="rows per records file")
+    dead_letters: int = 0
+    filtered: int = 0
+    source_files: list[SourceFile] = Field(default_factory=list)
+    parent_runs: list[str] = Field(default_factory=list, description="runs this one derives from (curation)")
+    recipe: dict[str, Any] | None = None
+    models: list[str] = Field(default_factory=list)
+    prompt_versions: dict[str, str] = Field(default_factory=dict)
+    taxonomy_versions: dict[str, str] = Field(default_factory=dict)
+    tokens: dict[str, int] = Field(default_factory=dict)
+    cost_usd: float = 0.0
+    timings: dict[str, float] = Field(default_factory=dict)
+    annotation: dict[str, Any] | None = None
+    toolkit_version: str = ""
+
+
+class RunLayout:
+    """A run directory: `records/<kind>.parquet`, `plan.parquet`, `dead_letters.parquet`, `filtered.parquet`,
+    `manifest.json` (written last: a run without it is incomplete)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.run_id = self.path.name
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    @property
+    def records_dir(self) -> Path:
+        return self.path / "records"
+
+    def records(self, kind: str) -> Path:
+        return self.records_dir / f"{kind}.parquet"
+
+    @property
+    def plan(self) -> Path:
+        return self.path / "plan.parquet"
+
+    @property
+    def dead_letters(self) -> Path:
+        return self.path / "dead_letters.parquet"
+
+    @property
+    def filtered(self) -> Path:
+        return self.path / "filtered.parquet"
+
+    @property
+    def batches(self) -> Path:
+        return self.path / "batches.json"
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space for a run in progress (Beam shards, partial outputs)."""
+        return self.path / "_work"
+
+    def exists(self) -> bool:
+        return self.manifest_path.exists()
+
+    def kinds(self) -> list[str]:
+        return sorted(p.stem for p in self.records_dir.glob("*.parquet")) if self.records_dir.exists() else []
+
+    def read_manifest(self) -> RunManifest:
+        if not self.exists():
+            raise NotFoundError(f"run '{self.run_id}' not found or incomplete (no {self.manifest_path})")
+        return RunManifest.model_validate_json(self.manifest_path.read_text(encoding="utf-8"))
+
+    def write_manifest(self, manifest: RunManifest) -> None:
+        write_json_atomic(self.manifest_path, manifest.model_dump(mode="json"))
+
+
+class FileEntry(BaseModel):
+    path: str = Field(description="relative to the version directory")
+    sha256: str
+    bytes: int
+    rows: int | None = None
+
+
+class VersionManifest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    dataset: str
+    version: int
+    created_at: str = Field(default_factory=utc_now)
+    kinds: list[str]
+    schema_fingerprint: dict[str, str] = Field(description="kind -> sha256 of its Arrow schema")
+    row_counts: dict[str, int]
+    files: list[FileEntry]
+    lineage: dict[str, Any] = Field(default_factory=dict, description="runs and source files, with checksums")
+    taxonomy_versions: dict[str, str] = Field(default_factory=dict)
+    validation: dict[str, Any] | None = None
+    annotation: dict[str, Any] | None = None
+    toolkit_version: str = ""
+
+
+class DataHome:
+    """The root of everything valuecorpus writes: `runs/`, `cache/`, `warehouse/`, `annotation/`."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser()
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.root / "warehouse"
+
+    @property
+    def annotation_dir(self) -> Path:
+        return self.root / "annotation"
+
+    def run(self, run_id: str) -> RunLayout:
+        if not RUN_ID_RE.match(run_id):
+            raise ValueCorpusError(f"invalid run id '{run_id}' (letters, digits, '.', '_', '-')")
+        return RunLayout(self.runs_dir / run_id)
+
+    def resolve_run(self, ref: str) -> RunLayout:
+        """A run by id, or by path to its directory."""
+        path = Path(ref)
+        layout = RunLayout(path) if path.is_dir() else self.run(ref)
+        if not layout.exists():
+            raise NotFoundError(f"run '{ref}' not found under {self.runs_dir} (or incomplete: no manifest.json)")
+        return layout
+
+    def new_run_id(self, prefix: str) -> str:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        base = f"{prefix}-{stamp}"
+        run_id, n = base, 1
+        while (self.runs_dir / run_id).exists():
+            n += 1
+            run_id = f"{base}-{n}"
+        return run_id
+
+    def list_runs(self) -> list[RunLayout]:
+        if not self.runs_dir.exists():
+            return []
+        return sorted((RunLayout(p) for p in self.runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                      key=lambda r: r.run_id)
+
+    def dataset_dir(self, name: str) -> Path:
+        if not DATASET_RE.match(name):
+            raise ValueCorpusError(f"invalid dataset name '{name}' (lowercase letters, digits, '_')")
+        return self.warehouse_dir / name
+
+    def version_dir(self, name: str, version: int) -> Path:
+        return self.dataset_dir(name) / f"v{version}"

@@ -1,0 +1,1 @@
+"""Versioned taxonomies (data files under `data/`) and their loader."""

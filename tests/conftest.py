@@ -1,0 +1,52 @@
+"""Fixtures every test area shares: the reference data, a fresh data home, and the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE_DATA = (REPO.parent / "shared" / "reference-data").resolve()
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def reference_data() -> Path:
+    assert REFERENCE_DATA.is_dir(), f"reference data expected at {REFERENCE_DATA}"
+    return REFERENCE_DATA
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data home, also set in the environment so subprocesses and the CLI use it."""
+    root = tmp_path / "home"
+    monkeypatch.setenv("VALUECORPUS_HOME", str(root))
+    return root
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600, cwd: Path | None = None) -> CliResult:
+    """Run the real `valuecorpus` command in a subprocess (as a user would)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "valuecorpus", *args],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cli(home: Path):
+    return run_cli

@@ -1,0 +1,3 @@
+from valuecorpus.cli import main
+
+main()

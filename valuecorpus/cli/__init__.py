@@ -1,0 +1,48 @@
+"""The `valuecorpus` command. Each component's commands live in a module of this package with a `register(app)`
+function; heavy libraries (Beam, Great Expectations, datasets, llama.cpp) are imported inside commands only, so
+`--help` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from valuecorpus.cli.common import state
+
+app = typer.Typer(
+    name="valuecorpus",
+    help="Build, curate, validate and publish value-alignment corpora.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Command modules, in the order a record flows through the toolkit.
+COMMAND_MODULES = ["data", "generate", "curate", "warehouse", "cache"]
+
+
+@app.callback()
+def _root(
+    home: str | None = typer.Option(None, "--home", help="Data home (default: $VALUECORPUS_HOME or ./corpus-home)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    state.home = home
+    state.debug = debug
+
+
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"valuecorpus.cli.{_name}")
+    except ModuleNotFoundError as _err:  # a component not built yet
+        if _err.name != f"valuecorpus.cli.{_name}":
+            raise
+        continue
+    _module.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from valuecorpus.cli.common import run_app
+
+    sys.exit(run_app(app, argv))
