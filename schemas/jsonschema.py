@@ -31,7 +31,9 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
 def _strict(node: Any) -> Any:
     """No extra keys anywhere; drop titles (noise for the model) and defaults (unsupported by strict modes)."""
     if isinstance(node, dict):
-        out = {k: _strict(v) for k, v in node.items() if k not in ("title", "default")}
+        out = {k: _strict(v) for k, v in node.items() if k not in ("title", "default", "properties")}
+        if "properties" in node:  # property names are data, not keywords: a field may be called "title"
+            out["properties"] = {name: _strict(sub) for name, sub in node["properties"].items()}
         if out.get("type") == "object" and "properties" in out:
             out["additionalProperties"] = False
         return out

@@ -1,0 +1,61 @@
+"""One namespace, two installs: the editable install imports from the source folders, and a built wheel
+installed into a fresh venv carries every component (and its data files) under `valuecorpus/`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COMPONENTS = ["valuecorpus", "valuecorpus.schemas", "valuecorpus.pipelines", "valuecorpus.annotation",
+              "valuecorpus.warehouse"]
+PROBE = """
+import importlib, json, sys
+from importlib import resources
+mods = {name: importlib.import_module(name).__file__ for name in %r}
+import valuecorpus.cli
+from valuecorpus.schemas.taxonomies.loader import available
+data = sorted(p.name for p in (resources.files("valuecorpus.schemas.taxonomies") / "data").iterdir())
+print(json.dumps({"modules": mods, "taxonomies": available(), "data": data}))
+"""
+
+
+def probe(python: str, cwd: Path) -> dict:
+    out = subprocess.run([python, "-c", PROBE % COMPONENTS], capture_output=True, text=True, cwd=cwd, check=True)
+    return json.loads(out.stdout)
+
+
+def test_editable_install_imports_from_source_folders(tmp_path: Path) -> None:
+    found = probe(sys.executable, tmp_path)["modules"]
+    assert found["valuecorpus.schemas"] == str(REPO / "schemas" / "__init__.py")
+    assert found["valuecorpus.pipelines"] == str(REPO / "pipelines" / "__init__.py")
+    assert found["valuecorpus.warehouse"] == str(REPO / "warehouse" / "__init__.py")
+
+
+def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(REPO)],
+                   check=True, capture_output=True)
+    (wheel,) = dist.glob("valuecorpus-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {"valuecorpus", wheel.name.split("-py3")[0] + ".dist-info"}, tops  # no generic top-level names
+    assert any(n.startswith("valuecorpus/schemas/taxonomies/data/") and n.endswith(".json") for n in names)
+
+    venv = tmp_path / "fresh"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+                   check=True, capture_output=True)
+    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    # Third-party dependencies come from the project venv; its editable hook is not activated by a plain path.
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    found = probe(str(py), tmp_path)
+    for name, file in found["modules"].items():
+        assert file.startswith(str(site)), (name, file)
+    assert found["taxonomies"], "taxonomy data files missing from the wheel"
