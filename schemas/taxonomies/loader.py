@@ -13,8 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from pydantic import BaseModel, Field
-
+from pydantic import BaseModel, Field, ValidationError
 from valuecorpus.schemas.errors import TaxonomyError
 
 
@@ -38,6 +37,9 @@ class TaxonomyFile(BaseModel):
     levels: list[str]
     nodes: list[Node]
     notes: str | None = None
+    extra: dict[str, Any] = Field(
+        default_factory=dict, description="taxonomy-specific facts, e.g. the CVC rule label scheme (-1/0/1)"
+    )
 
 
 def normalise(text: str) -> str:
@@ -50,11 +52,15 @@ class Taxonomy:
         self.data = data
         self.name, self.version = data.name, data.version
         self.nodes: dict[str, Node] = {n.id: n for n in data.nodes}
-        self._index: dict[tuple[str | None, str], str] = {}
+        self._rank = {lvl: i for i, lvl in enumerate(data.levels)}
+        # (level or None, normalised alias) -> node ids; several ids = a name shared by several nodes
+        self._index: dict[tuple[str | None, str], list[str]] = {}
         for node in data.nodes:
             for alias in (node.name, node.id, *node.names.values(), *node.synonyms):
-                self._index.setdefault((node.level, normalise(alias)), node.id)
-                self._index.setdefault((None, normalise(alias)), node.id)
+                for key in ((node.level, normalise(alias)), (None, normalise(alias))):
+                    ids = self._index.setdefault(key, [])
+                    if node.id not in ids:
+                        ids.append(node.id)
 
     @property
     def ref(self) -> str:
@@ -65,7 +71,8 @@ class Taxonomy:
 
     def nodes_at(self, level: str | None = None) -> list[Node]:
         if level is not None and level not in self.data.levels:
-            raise TaxonomyError(f"taxonomy '{self.name}' has no level '{level}' (levels: {', '.join(self.data.levels)})")
+            levels = ", ".join(self.data.levels)
+            raise TaxonomyError(f"taxonomy '{self.name}' has no level '{level}' (levels: {levels})")
         return [n for n in self.data.nodes if level is None or n.level == level]
 
     def names(self, level: str | None = None) -> list[str]:
@@ -74,14 +81,35 @@ class Taxonomy:
     def children(self, node_id: str) -> list[Node]:
         return [n for n in self.data.nodes if n.parent == node_id]
 
-    def get(self, value: str, level: str | None = None) -> Node | None:
-        node_id = self._index.get((level, normalise(value)))
-        return self.nodes[node_id] if node_id else None
+    def values_of(self, system: str) -> list[Node]:
+        """The nodes one level below a top-level node, e.g. the values of an Agent-ValueBench value system."""
+        return self.children(self.lookup(system, self.data.levels[0]).id)
 
-    def lookup(self, value: str, level: str | None = None) -> Node:
-        node = self.get(value, level)
+    def get(self, value: str, level: str | None = None, under: str | None = None) -> Node | None:
+        """The node a name, id, translation or synonym stands for, or None. `under` (a name or id) keeps only
+        descendants of that node. Without a level, a name found at several levels means the highest one; a
+        name shared by several nodes at one level is ambiguous (TaxonomyError naming them)."""
+        if level is not None:
+            self.nodes_at(level)  # an unknown level is an error, not "not found"
+        ids = list(self._index.get((level, normalise(value)), []))
+        if under is not None:
+            root = self.lookup(under).id
+            ids = [i for i in ids if root in {a.id for a in self.ancestors(self.nodes[i])}]
+        if len(ids) > 1 and level is None:
+            top = min(self._rank.get(self.nodes[i].level, 0) for i in ids)
+            ids = [i for i in ids if self._rank.get(self.nodes[i].level, 0) == top]
+        if len(ids) > 1:
+            raise TaxonomyError(
+                f"'{value}' is ambiguous in taxonomy '{self.ref}': {', '.join(ids)}; "
+                "give the id, the level or the parent"
+            )
+        return self.nodes[ids[0]] if ids else None
+
+    def lookup(self, value: str, level: str | None = None, under: str | None = None) -> Node:
+        node = self.get(value, level, under)
         if node is None:
             where = f" at level '{level}'" if level else ""
+            where += f" under '{under}'" if under else ""
             hint = self.suggest(value, level)
             suffix = f"; closest: {', '.join(repr(s) for s in hint)}" if hint else ""
             raise TaxonomyError(f"'{value}' is not in taxonomy '{self.ref}'{where}{suffix}")
@@ -112,14 +140,16 @@ class Taxonomy:
         return out
 
     def check_hierarchy(self, chosen: dict[str, list[str]]) -> list[str]:
-        """Problems with a multi-level classification, e.g. {'level': [...], 'core': [...], 'derived': [...]}:
-        every chosen node's parent must be chosen at the level above. Returns messages (empty = consistent)."""
+        """Problems with a multi-level classification, e.g. {'level': [..], 'core': [..], 'derived': [..]}:
+        every chosen node's parent must be chosen at the level above. Returns the problems (none: consistent).
+        """
         resolved = {lvl: [self.lookup(v, lvl) for v in values] for lvl, values in chosen.items()}
         ids = {n.id for nodes in resolved.values() for n in nodes}
         problems = []
         for nodes in resolved.values():
             for n in nodes:
-                if n.parent and n.parent in self.nodes and self.nodes[n.parent].level in chosen and n.parent not in ids:
+                parent = self.nodes.get(n.parent) if n.parent else None
+                if parent is not None and parent.level in chosen and parent.id not in ids:
                     problems.append(f"'{n.name}' needs its parent '{self.nodes[n.parent].name}'")
         return problems
 
@@ -140,4 +170,7 @@ def load_taxonomy(name: str) -> Taxonomy:
     path = _data_dir() / f"{name}.json"
     if not path.is_file():
         raise TaxonomyError(f"unknown taxonomy '{name}' (available: {', '.join(available())})")
-    return Taxonomy(TaxonomyFile.model_validate(json.loads(path.read_text(encoding="utf-8"))))
+    try:
+        return Taxonomy(TaxonomyFile.model_validate(json.loads(path.read_text(encoding="utf-8"))))
+    except (ValueError, ValidationError) as exc:  # a damaged data file: name it, one line
+        raise TaxonomyError(f"taxonomy file {path}: {' '.join(str(exc).split())[:300]}") from exc

@@ -5,11 +5,15 @@ function; heavy libraries (Beam, Great Expectations, datasets, llama.cpp) are im
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
-import typer
+# Plain click help: typer's rich help formatter alone costs ~150 ms at start-up, which --help cannot afford.
+os.environ.setdefault("TYPER_USE_RICH", "0")
 
-from valuecorpus.cli.common import state
+import typer  # noqa: E402
+
+from valuecorpus.cli.common import state  # noqa: E402
 
 app = typer.Typer(
     name="valuecorpus",
@@ -20,7 +24,7 @@ app = typer.Typer(
 )
 
 # Command modules, in the order a record flows through the toolkit.
-COMMAND_MODULES = ["data", "generate", "curate", "warehouse", "cache"]
+COMMAND_MODULES = ["data", "taxonomy", "generate", "curate", "warehouse", "cache"]
 
 
 @app.callback()
