@@ -47,7 +47,7 @@ def _arrow_type(tp: Any) -> tuple[pa.DataType, bool]:
         return (pa.int64() if all(isinstance(v, int) for v in values) else pa.string()), False
     if origin is list:
         (item,) = get_args(tp)
-        item_type, item_nullable = _arrow_type(item)
+        item_type, _ = _arrow_type(item)
         return pa.list_(pa.field("item", item_type, nullable=True)), False
     if origin is dict:
         key, value = get_args(tp)

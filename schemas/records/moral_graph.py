@@ -38,6 +38,8 @@ class ValuesCard(Record):
     instructions_short: str | None = None
     instructions_detailed: str | None = None
     canonical_card_key: str | None = None
+    context: str | None = Field(None, description="the context the card was articulated for (v2 `context`)")
+    question_key: str | None = Field(None, description="the question it answers (v2 `questionId`)")
     chat_id: str | None = None
     quality: str | None = None
     created_at: str | None = None
@@ -79,3 +81,27 @@ class AggregatedEdge(Record):
     counts: EdgeCounts = Field(default_factory=EdgeCounts)
     wiser_likelihood: float
     entropy: float
+
+
+class MoralGraphQuestion(Record):
+    """A contentious prompt participants are interviewed about: a DFT `case` (`id`, `title`, `question`,
+    `seedMessage`) or an MGE `question` (`id`, `title`, `question`)."""
+
+    kind: ClassVar[str] = "moral_graph_question"
+
+    question_key: str = Field(description="the case's or question's id in its source, as text")
+    title: str
+    question: str
+    seed_message: str | None = Field(None, description="the interview's opening message (DFT `seedMessage`)")
+
+
+class MoralGraphContext(Record):
+    """A context ("When ...") votes and cards are scoped to; with `question_key`, one link of a context to the
+    case it arose in (DFT `contextsOnCases`)."""
+
+    kind: ClassVar[str] = "moral_graph_context"
+
+    context: str
+    question_key: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None

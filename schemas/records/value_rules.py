@@ -25,6 +25,7 @@ class ValueRule(Record):
     levels: list[str] = Field(default_factory=list, description="CVC levels, e.g. 国家 / 社会 / 个人")
     core_values: list[str] = Field(default_factory=list)
     derived_values: list[str] = Field(default_factory=list)
+    relevance: Literal[0, 1] | None = Field(None, description="relevance to the value framework (0 = filtered)")
     label: Literal[-1, 0, 1] | None = Field(None, description="-1 violates (rewritten), 0 unrelated, 1 consistent")
     original_rule: str | None = Field(None, description="the rule before a -1 rewrite")
 

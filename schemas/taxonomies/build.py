@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from valuecorpus.schemas.errors import TaxonomyError
 from valuecorpus.schemas.layout import write_json_atomic
 from valuecorpus.schemas.taxonomies.ids import node_id, slug

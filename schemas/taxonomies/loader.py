@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
+
 from valuecorpus.schemas.errors import TaxonomyError
 
 

@@ -104,7 +104,8 @@ def test_dilemma_actions_are_list_of_structs() -> None:
 
 def test_chinese_rule_and_empty_lists_survive(tmp_path: Path) -> None:
     rule = ValueRule(
-        id="r1", rule="尊重其他种族的传统文化是应该的", translation="Respecting other ethnic groups' traditions is right.",
+        id="r1", rule="尊重其他种族的传统文化是应该的",
+        translation="Respecting other ethnic groups' traditions is right.",
         levels=["国家", "个人"], core_values=["文明", "友善"], derived_values=[], label=1,
     )
     write_records(tmp_path / "r.parquet", [rule])

@@ -11,9 +11,9 @@ import sys
 # Plain click help: typer's rich help formatter alone costs ~150 ms at start-up, which --help cannot afford.
 os.environ.setdefault("TYPER_USE_RICH", "0")
 
-import typer  # noqa: E402
+import typer
 
-from valuecorpus.cli.common import state  # noqa: E402
+from valuecorpus.cli.common import state
 
 app = typer.Typer(
     name="valuecorpus",
