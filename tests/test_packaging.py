@@ -18,9 +18,9 @@ import importlib, json, sys
 from importlib import resources
 mods = {name: importlib.import_module(name).__file__ for name in %r}
 import valuecorpus.cli
-from valuecorpus.schemas.taxonomies.loader import available
-data = sorted(p.name for p in (resources.files("valuecorpus.schemas.taxonomies") / "data").iterdir())
-print(json.dumps({"modules": mods, "taxonomies": available(), "data": data}))
+from valuecorpus.schemas.taxonomies.loader import available, load_taxonomy
+counts = {name: len(load_taxonomy(name)) for name in available()}
+print(json.dumps({"modules": mods, "taxonomies": counts, "variant": load_taxonomy("cvc").canonical("法制教育")}))
 """
 
 
@@ -58,4 +58,6 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
     found = probe(str(py), tmp_path)
     for name, file in found["modules"].items():
         assert file.startswith(str(site)), (name, file)
-    assert found["taxonomies"], "taxonomy data files missing from the wheel"
+    # Data files ship in the wheel and are read through importlib.resources, not from the source tree.
+    assert found["taxonomies"] == probe(sys.executable, tmp_path)["taxonomies"]
+    assert found["taxonomies"]["dailydilemmas_values"] == 301 and found["variant"] == "法治教育"

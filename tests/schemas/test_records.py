@@ -34,7 +34,7 @@ def strategy(tp: Any, meta: list[Any] | None = None) -> st.SearchStrategy[Any]:
         return JSON
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
-        return st.one_of(*(strategy(a) for a in get_args(tp)))
+        return st.one_of(*(strategy(a, meta) for a in get_args(tp)))
     if tp is type(None):
         return st.none()
     if origin is Literal:
@@ -48,10 +48,12 @@ def strategy(tp: Any, meta: list[Any] | None = None) -> st.SearchStrategy[Any]:
         return st.fixed_dictionaries(
             {name: strategy(f.annotation, list(f.metadata)) for name, f in tp.model_fields.items()}
         )
-    return {
-        str: TEXT, int: st.integers(-(2**62), 2**62), bool: st.booleans(),
-        float: st.floats(allow_nan=False, allow_infinity=False, width=64),
-    }[tp]
+    bounds = {k: getattr(m, k) for m in meta or [] for k in ("ge", "le") if getattr(m, k, None) is not None}
+    if tp is int:
+        return st.integers(bounds.get("ge", -(2**62)), bounds.get("le", 2**62))
+    if tp is float:
+        return st.floats(bounds.get("ge"), bounds.get("le"), allow_nan=False, allow_infinity=False, width=64)
+    return {str: TEXT, bool: st.booleans()}[tp]
 
 
 def instances(model: type[BaseModel]) -> st.SearchStrategy[BaseModel]:
