@@ -15,7 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from valuecorpus.schemas.arrow import arrow_schema, from_table, read_records, to_table, write_records
+from valuecorpus.schemas.arrow import (
+    arrow_schema,
+    from_table,
+    read_records,
+    schema_fingerprint,
+    to_table,
+    write_records,
+)
 from valuecorpus.schemas.jsonschema import constrain, model_json_schema
 from valuecorpus.schemas.records import RECORD_TYPES, Dilemma, ValueRule
 from valuecorpus.schemas.records.base import JsonBlob
@@ -149,3 +156,10 @@ def test_constrain_puts_taxonomy_values_into_the_schema() -> None:
     validator.validate(ok)
     with pytest.raises(jsonschema.ValidationError):
         validator.validate(bad)
+
+
+@pytest.mark.parametrize("kind", sorted(RECORD_TYPES))
+def test_fingerprint_is_the_same_after_a_parquet_round_trip(kind: str, tmp_path: Path) -> None:
+    model = RECORD_TYPES[kind]
+    pq.write_table(to_table([], model), tmp_path / "empty.parquet")
+    assert schema_fingerprint(pq.read_schema(tmp_path / "empty.parquet")) == schema_fingerprint(arrow_schema(model))

@@ -1,0 +1,57 @@
+"""`diff` between two real versions: exact added / removed / changed ids and per-column change counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from wh_staging import stage_run
+
+from valuecorpus.schemas.records import Dilemma, stable_id
+from valuecorpus.warehouse import diff_versions, publish
+
+
+def _second_version(dilemmas: list[Dilemma]) -> tuple[list[Dilemma], dict[str, set[str]]]:
+    with_actions = [d for d in dilemmas if d.actions][:2]
+    plain = [d for d in dilemmas if not d.actions]
+    regrouped, dropped = plain[:5], plain[5:12]
+    changed_nested = {d.id: d.model_copy(update={"actions": [
+        a.model_copy(update={"values_direct": [*a.values_direct, "Courage"]}) for a in d.actions]})
+        for d in with_actions}
+    changed = {d.id: d.model_copy(update={"topic_group": "workplace", "topic": 7}) for d in regrouped}
+    changed[plain[12].id] = plain[12].model_copy(update={"dilemma_situation": plain[12].dilemma_situation + "!"})
+    added = [Dilemma(id=stable_id("new", i), basic_situation=f"new situation {i}", dilemma_situation="Should you?")
+             for i in range(4)]
+    drop = {d.id for d in dropped}
+    rows = [changed_nested.get(d.id) or changed.get(d.id) or d for d in dilemmas if d.id not in drop] + added
+    expected = {"added": {d.id for d in added}, "removed": drop,
+                "changed": set(changed_nested) | set(changed)}
+    return rows, expected
+
+
+def test_diff_two_real_versions(home: Path, dilemma_run: str, dilemmas: list[Dilemma], cli) -> None:
+    publish(home, dilemma_run, "dilemmas")
+    rows, expected = _second_version(dilemmas)
+    stage_run(home, "edited", {"dilemma": rows})
+    publish(home, "edited", "dilemmas")
+
+    (result,) = diff_versions(home, "dilemmas", 1, "v2").kinds
+    assert set(result.added) == expected["added"] and len(result.added) == 4
+    assert set(result.removed) == expected["removed"] and len(result.removed) == 7
+    assert set(result.changed) == expected["changed"] and len(result.changed) == 8
+    assert result.unchanged == 1360 - 7 - 8
+    assert result.column_changes == {"topic_group": 5, "topic": 5, "actions": 2, "dilemma_situation": 1}
+
+    (ignoring,) = diff_versions(home, "dilemmas", 1, 2, ignore=frozenset({"topic", "topic_group"})).kinds
+    assert len(ignoring.changed) == 3 and ignoring.column_changes == {"actions": 2, "dilemma_situation": 1}
+    (same,) = diff_versions(home, "dilemmas", 2, 2).kinds
+    assert (same.added, same.removed, same.changed, same.unchanged) == ([], [], [], 1357)
+
+    out = cli("diff", "dilemmas", "v1", "v2", "--format", "json", "--ids")
+    assert out.code == 0, out.stderr
+    report = json.loads(out.stdout)["kinds"][0]
+    assert (report["added"], report["removed"], report["changed"]) == (4, 7, 8)
+    assert set(report["removed_ids"]) == expected["removed"]
+    text = cli("diff", "dilemmas", "1", "2")
+    assert "dilemma: 4 added, 7 removed, 8 changed, 1345 unchanged" in text.stdout
+    assert "    topic_group: 5 changed" in text.stdout and "    actions: 2 changed" in text.stdout

@@ -1,0 +1,68 @@
+"""Staged runs for the warehouse tests, built from the real DailyDilemmas reference files (csv module)."""
+
+from __future__ import annotations
+
+import ast
+import csv
+from pathlib import Path
+from typing import Any
+
+from valuecorpus.schemas.arrow import write_records
+from valuecorpus.schemas.layout import DataHome, RunManifest, SourceFile, sha256_file
+from valuecorpus.schemas.records import Dilemma, Provenance, stable_id
+from valuecorpus.schemas.records.dilemmas import DilemmaAction
+
+
+def _literal_list(text: str) -> list[str | None]:
+    if not text:
+        return []
+    value = ast.literal_eval(text.replace("nan", "None"))
+    return [None if v is None else str(v) for v in value]
+
+
+def load_dilemmas(reference_data: Path) -> list[Dilemma]:
+    folder = reference_data / "daily_dilemmas"
+    details: dict[str, list[dict[str, str]]] = {}
+    with open(folder / "dilemmas_with_detail_by_action_test.csv", encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            details.setdefault(row["idx"], []).append(row)
+    out = []
+    with open(folder / "dilemma.csv", encoding="utf-8", newline="") as fh:
+        for n, row in enumerate(csv.DictReader(fh)):
+            extra = details.get(row["idx"], [])
+            actions = [
+                DilemmaAction(action_type=d["action_type"], action=d["action"],
+                              negative_consequence=d["negative_consequence"],
+                              values_direct=_literal_list(d["values_direct"]),
+                              values_indirect=_literal_list(d["values_indirect"]))
+                for d in extra
+            ]
+            out.append(Dilemma(
+                id=stable_id("daily_dilemmas", row["idx"]), source_idx=int(row["idx"]),
+                basic_situation=row["basic_situation"], dilemma_situation=row["dilemma_situation"],
+                topic=int(extra[0]["topic"]) if extra else None,
+                topic_group=extra[0]["topic_group"] if extra else None,
+                actions=actions,
+                provenance=Provenance(origin="import", source_dataset="daily_dilemmas",
+                                      source_file="daily_dilemmas/dilemma.csv", source_key=str(n)),
+            ))
+    return out
+
+
+def stage_run(home: Path, run_id: str, records: dict[str, list[Any]], origin: str = "import",
+              source_files: list[Path] = (), **manifest: Any) -> Path:
+    """Write a run directory the way pipelines do: records first, manifest last."""
+    layout = DataHome(home).run(run_id)
+    counts = {kind: write_records(layout.records(kind), recs, model=type(recs[0]) if recs else None)
+              for kind, recs in records.items()}
+    layout.write_manifest(RunManifest(
+        run_id=run_id, origin=origin, kinds=sorted(records), counts=counts,
+        source_files=[SourceFile(path=p.name, sha256=sha256_file(p)) for p in source_files],
+        taxonomy_versions={"dailydilemmas_values": "1.0"}, toolkit_version="0.1.0", **manifest,
+    ))
+    return layout.path
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    """Every file under a directory with its bytes, to prove a version was not touched."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

@@ -1,0 +1,250 @@
+"""Publishing a staged run as an immutable, numbered version of a dataset.
+
+Everything is written into a temp dir inside the dataset dir and renamed into place as `vN` in one step, so a
+crash or `kill -9` at any moment leaves either the complete version or none. The number is claimed under
+an exclusive `flock` on the dataset's lock file (released by the kernel if the holder dies), and the rename
+refuses to replace an existing version: two publishers never get the same number and never overwrite.
+Publishing the same content twice makes a new version; its manifest says which version it repeats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from valuecorpus.schemas.arrow import arrow_schema, schema_fingerprint
+from valuecorpus.schemas.errors import ValueCorpusError
+from valuecorpus.schemas.layout import (
+    DataHome,
+    FileEntry,
+    RunLayout,
+    RunManifest,
+    VersionManifest,
+    sha256_file,
+    write_json_atomic,
+)
+from valuecorpus.schemas.records import record_type
+from valuecorpus.warehouse.card import render_card
+from valuecorpus.warehouse.lineage import build_lineage, collect_sources
+from valuecorpus.warehouse.versions import CARD, MANIFEST, VERSION_DIR_RE, as_home, data_path, version_info
+
+# Named moments of a publish, in order; `on_step` is called at each (the crash tests stop the process there).
+PUBLISH_STEPS = ("validated", "temp-created", "data-copied", "lineage-built", "locked", "card-written",
+                 "manifest-written", "renamed", "done")
+TMP_PREFIX = ".tmp-"
+LOCK_NAME = ".publish.lock"
+STALE_FOREIGN_TMP_S = 24 * 3600
+
+Validation = Callable[[RunLayout], Mapping[str, Any]] | Mapping[str, Any] | None
+StepHook = Callable[[str], None] | None
+
+
+class ValidationFailed(ValueCorpusError):
+    """The validation gate rejected the run: nothing is published."""
+
+    exit_code = 5
+
+
+def toolkit_version() -> str:
+    try:
+        return metadata.version("valuecorpus")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def check_validation(validation: Validation, run: RunLayout) -> dict[str, Any] | None:
+    """Run the validation hook (or take its result) and refuse a failed result, saying why."""
+    if validation is None:
+        return None
+    result = validation(run) if callable(validation) else validation
+    if not isinstance(result, Mapping):
+        raise ValueCorpusError(f"validation for run '{run.run_id}' returned {type(result).__name__}, "
+                               "expected a result mapping with 'success'")
+    result = json.loads(json.dumps(dict(result), default=str))
+    success = result.get("success", result.get("passed"))
+    if not isinstance(success, bool):
+        raise ValueCorpusError(f"validation result for run '{run.run_id}' has no boolean 'success'")
+    if not success:
+        why = result.get("reason") or result.get("message")
+        failures = result.get("failures") or result.get("failed") or []
+        if not why and failures:
+            shown = [str(f.get("name", f)) if isinstance(f, Mapping) else str(f) for f in failures[:5]]
+            why = f"{len(failures)} failed check(s): {', '.join(shown)}"
+        raise ValidationFailed(f"validation failed for run '{run.run_id}': {why or 'no reason given'}; "
+                               "nothing published")
+    return result
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _file_entry(root: Path, rel: str, rows: int | None = None) -> FileEntry:
+    path = root / rel
+    return FileEntry(path=rel, sha256=sha256_file(path), bytes=path.stat().st_size, rows=rows)
+
+
+def _check_records(run: RunLayout, manifest: RunManifest, kind: str) -> tuple[str, int]:
+    """(schema fingerprint, rows) of a run's records file; refuses one that does not fit its record model."""
+    path = run.records(kind)
+    expected = arrow_schema(record_type(kind))
+    try:
+        meta = pq.ParquetFile(path)
+    except Exception as err:
+        raise ValueCorpusError(f"{path}: not a readable Parquet file ({err.__class__.__name__})") from None
+    actual = meta.schema_arrow
+    # Type equality, not the fingerprint text: Parquet names list items `element` where the model says `item`.
+    if not actual.remove_metadata().equals(expected.remove_metadata()):
+        raise ValueCorpusError(f"{path}: schema does not match the '{kind}' record model "
+                               f"(columns: {', '.join(actual.names)})")
+    rows = meta.metadata.num_rows
+    fingerprint = schema_fingerprint(expected)
+    if kind in manifest.counts and manifest.counts[kind] != rows:
+        raise ValueCorpusError(f"{path}: {rows} rows but the run manifest says {manifest.counts[kind]}")
+    return fingerprint, rows
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temps(dataset_dir: Path) -> list[Path]:
+    """Remove temp dirs left by publishers that died (same host: pid gone; other hosts: older than a day)."""
+    removed = []
+    host = socket.gethostname()
+    for path in dataset_dir.glob(f"{TMP_PREFIX}*"):
+        parts = path.name[len(TMP_PREFIX):].rsplit("-", 2)
+        if len(parts) != 3 or not parts[1].isdigit():
+            continue
+        owner_host, pid = parts[0], int(parts[1])
+        # Same host: the owner is gone. Another host (shared storage): its pid means nothing here, so wait a day.
+        same_host = owner_host == host
+        if (same_host and not _pid_alive(pid)) or (
+                not same_host and time.time() - path.stat().st_mtime > STALE_FOREIGN_TMP_S):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def _dataset_lock(dataset_dir: Path) -> Iterator[None]:
+    with open(dataset_dir / LOCK_NAME, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _next_number(dataset_dir: Path) -> int:
+    # Any vN directory counts, complete or not, so a number is never reused.
+    numbers = [int(m.group(1)) for p in dataset_dir.iterdir() if (m := VERSION_DIR_RE.match(p.name))]
+    return max(numbers, default=0) + 1
+
+
+def _content_sha(files: list[FileEntry]) -> str:
+    import hashlib
+
+    lines = sorted(f"{f.path} {f.sha256}" for f in files if f.path.startswith("data/"))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def publish(home: DataHome | str | Path, run: RunLayout | str | Path, dataset: str,
+            validation: Validation = None, *, on_step: StepHook = None) -> VersionManifest:
+    """Publish a staged run (id, path or layout) as the next version of `dataset`; returns its manifest.
+
+    `validation` is the gate: a callable taking the run layout and returning a result mapping, or the result
+    itself. A result with `success: false` publishes nothing and raises `ValidationFailed` naming why."""
+    home = as_home(home)
+    step = on_step or (lambda _name: None)
+    layout = run if isinstance(run, RunLayout) else home.resolve_run(str(run))
+    run_manifest = layout.read_manifest()
+    kinds = layout.kinds()
+    if not kinds:
+        raise ValueCorpusError(f"run '{layout.run_id}' has no records to publish "
+                               f"(nothing in {layout.records_dir})")
+    checked = {kind: _check_records(layout, run_manifest, kind) for kind in kinds}
+    validation_result = check_validation(validation, layout)
+    step("validated")
+
+    dataset_dir = home.dataset_dir(dataset)
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(dataset_dir)
+    tmp = dataset_dir / f"{TMP_PREFIX}{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        step("temp-created")
+        files = []
+        for kind in kinds:
+            rel = data_path(kind)
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(layout.records(kind), tmp / rel)
+            _fsync(tmp / rel)
+            files.append(_file_entry(tmp, rel, rows=checked[kind][1]))
+        step("data-copied")
+
+        lineage, taxonomy_versions = build_lineage(home, layout, run_manifest)
+        sources = collect_sources(run_manifest, [layout.records(k) for k in kinds])
+        step("lineage-built")
+
+        with _dataset_lock(dataset_dir):
+            step("locked")
+            number = _next_number(dataset_dir)
+            previous = version_info(home, dataset, number - 1) if number > 1 and (
+                dataset_dir / f"v{number - 1}" / MANIFEST).is_file() else None
+            content_sha = _content_sha(files)
+            manifest = VersionManifest(
+                dataset=dataset, version=number, kinds=kinds,
+                schema_fingerprint={k: checked[k][0] for k in kinds},
+                row_counts={k: checked[k][1] for k in kinds},
+                files=list(files), lineage=lineage, taxonomy_versions=taxonomy_versions,
+                validation=validation_result, annotation=run_manifest.annotation,
+                toolkit_version=toolkit_version(),
+                content_sha256=content_sha, sources=sources,
+                same_content_as=previous.version if previous and getattr(
+                    previous.manifest, "content_sha256", None) == content_sha else None,
+            )
+            schemas = {k: pq.read_schema(tmp / data_path(k)) for k in kinds}
+            (tmp / CARD).write_text(render_card(manifest, schemas), encoding="utf-8")
+            _fsync(tmp / CARD)
+            manifest.files.append(_file_entry(tmp, CARD))
+            step("card-written")
+            write_json_atomic(tmp / MANIFEST, manifest.model_dump(mode="json"))
+            for rel in [*(f.path for f in manifest.files), MANIFEST]:
+                (tmp / rel).chmod(0o444)  # immutable by intent: a version's files are never rewritten
+            for path in [tmp / "data", *(tmp / "data").iterdir(), tmp]:
+                _fsync(path)
+            step("manifest-written")
+            final = dataset_dir / f"v{number}"
+            if final.exists():  # only possible if someone made it by hand: never replace it
+                raise ValueCorpusError(f"{final} already exists; refusing to overwrite a version")
+            os.rename(tmp, final)
+            _fsync(dataset_dir)
+            step("renamed")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    step("done")
+    return manifest
