@@ -23,6 +23,8 @@ class PreferencePair(Record):
     topic: str | None = None
     taxonomy: str | None = None
     length_ratio: float | None = None
+    chosen_judged: str | None = Field(None, description="the value or stance a judge read in the chosen response")
+    rejected_judged: str | None = Field(None, description="the value or stance a judge read in the rejected one")
 
 
 class Outcome(Record):
