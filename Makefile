@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 LS_VENV := .venv-labelstudio
+LLAMA_VENV := .venv-llamaserver
 BIN := $(VENV)/bin
 export VALUECORPUS_HOME ?= $(CURDIR)/corpus-home
 export HF_HUB_OFFLINE := 1
@@ -33,12 +34,18 @@ $(LS_VENV)/.installed: requirements/labelstudio.txt
 	set -o pipefail; $(LS_VENV)/bin/pip install $(PIP_QUIET) -r requirements/labelstudio.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
 	touch $@
 
+# llama.cpp's OpenAI-compatible server in its own venv (for the end-to-end engine test); reuses pip's wheel cache.
+$(LLAMA_VENV)/.installed: requirements/llamaserver.txt
+	[ -x $(LLAMA_VENV)/bin/python ] || $(PYTHON) -m venv $(LLAMA_VENV)
+	set -o pipefail; $(LLAMA_VENV)/bin/pip install $(PIP_QUIET) -r requirements/llamaserver.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
+	touch $@
+
 # Headless Chromium for the browser tests, from Debian's packages (Playwright drives the system browser).
 /usr/bin/chromium:
 	apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null
 
 setup: $(VENV)/.installed
-setup-test: setup $(LS_VENV)/.installed /usr/bin/chromium
+setup-test: setup $(LS_VENV)/.installed $(LLAMA_VENV)/.installed /usr/bin/chromium
 
 demo: setup
 	@bash scripts/demo.sh
@@ -54,4 +61,4 @@ bench: setup-test
 	$(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf $(VENV) $(LS_VENV) build dist *.egg-info
+	rm -rf $(VENV) $(LS_VENV) $(LLAMA_VENV) build dist *.egg-info

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, Field
+
 from valuecorpus.schemas.run_tables import DeadLetter
 
 

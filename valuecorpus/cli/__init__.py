@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 
 # Command modules, in the order a record flows through the toolkit.
-COMMAND_MODULES = ["data", "taxonomy", "generate", "curate", "warehouse", "cache"]
+COMMAND_MODULES = ["data", "taxonomy", "generate", "utilities", "curate", "warehouse", "cache", "engine"]
 
 
 @app.callback()

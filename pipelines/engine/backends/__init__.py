@@ -1,0 +1,45 @@
+"""Transports: each turns a chat-completions body into a `Completion` or raises a classified `AttemptError`.
+Retry, cache, limits and budget live in the engine and serve all of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(slots=True)
+class Completion:
+    content: str
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+    finish_reason: str | None = None
+    latency_s: float = 0.0
+    cost_usd: float = 0.0
+
+
+class Backend(Protocol):
+    kind: str
+    max_concurrency: int | None  # a hard ceiling of the backend itself (the local model: 1)
+
+    async def complete(self, body: dict[str, Any], timeout: float) -> Completion: ...
+
+    async def list_models(self) -> list[dict[str, Any]]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def completion_from_json(data: dict[str, Any], fallback_model: str) -> Completion:
+    """Read an OpenAI-style chat completion (`choices[0].message.content`, `usage`)."""
+    from valuecorpus.pipelines.engine.attempts import AttemptError
+
+    try:
+        choice = data["choices"][0]
+        content = choice["message"].get("content") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise AttemptError("bad_response", "the endpoint answered without choices[0].message") from None
+    usage = data.get("usage") or {}
+    return Completion(
+        content, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
+        data.get("model") or fallback_model, choice.get("finish_reason"),
+    )

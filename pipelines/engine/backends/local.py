@@ -1,0 +1,69 @@
+"""The embedded model: llama.cpp in-process, grammar-constrained by the request's JSON Schema.
+
+One `Llama` per process and per model file (loading costs seconds and ~100 MB); calls are serialised on one
+thread so the event loop keeps running while the model writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from valuecorpus.pipelines.engine.attempts import AttemptError
+from valuecorpus.pipelines.engine.backends import Completion, completion_from_json
+
+_models: dict[tuple[str, int, int], Any] = {}
+_load_lock = threading.Lock()
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
+
+
+def load_model(path: str, n_ctx: int, n_threads: int) -> Any:
+    key = (path, n_ctx, n_threads)
+    with _load_lock:
+        if key not in _models:
+            from llama_cpp import Llama
+
+            _models[key] = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+        return _models[key]
+
+
+@atexit.register
+def _close_models() -> None:
+    # free the models while the interpreter is whole (llama.cpp's own finaliser fails at shutdown)
+    with _load_lock:
+        for llm in _models.values():
+            llm.close()
+        _models.clear()
+
+
+class LocalBackend:
+    kind = "local"
+    max_concurrency: int | None = 1
+
+    def __init__(self, model_path: str, n_ctx: int, n_threads: int, model_name: str = "") -> None:
+        self.model_path = model_path
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.model = model_name or model_path.rsplit("/", 1)[-1]
+
+    def _complete_sync(self, body: dict[str, Any]) -> Completion:
+        llm = load_model(self.model_path, self.n_ctx, self.n_threads)
+        kwargs = {k: body[k] for k in ("temperature", "max_tokens", "seed", "top_p", "response_format") if k in body}
+        try:
+            data = llm.create_chat_completion(messages=body["messages"], **kwargs)
+        except ValueError as err:  # e.g. the prompt does not fit the context window
+            raise AttemptError("local_model", f"the local model refused the request: {err}") from None
+        return completion_from_json(data, self.model)
+
+    async def complete(self, body: dict[str, Any], timeout: float) -> Completion:
+        # no timeout: a running llama.cpp call cannot be interrupted, and the thread serialises calls anyway
+        return await asyncio.get_running_loop().run_in_executor(_executor, self._complete_sync, body)
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        return [{"id": self.model, "owned_by": "local"}]
+
+    async def aclose(self) -> None:
+        return None

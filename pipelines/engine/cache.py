@@ -1,0 +1,190 @@
+"""The durable per-request cache: one SQLite file in WAL mode, safe with several processes writing at once.
+
+Answers are queued as they arrive and a writer thread commits them every `commit_interval_s` (or every
+`commit_batch` answers): one transaction per batch instead of one per answer. A `kill -9` therefore loses at
+most the requests in flight plus the answers of the last commit interval; a rerun pays only for those.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+CACHE_FILE = "engine-cache.sqlite"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+  key TEXT PRIMARY KEY,
+  model TEXT NOT NULL,
+  endpoint TEXT NOT NULL,
+  created REAL NOT NULL,
+  value BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS answers_created ON answers(created);
+CREATE INDEX IF NOT EXISTS answers_model ON answers(model);
+CREATE TABLE IF NOT EXISTS probes (endpoint TEXT PRIMARY KEY, dialect TEXT NOT NULL, created REAL NOT NULL);
+"""
+_LOOKUP_CHUNK = 500
+_CANON = orjson.OPT_SORT_KEYS
+
+
+def cache_key(endpoint_kind: str, model: str, messages: Any, params: Any, schema: Any) -> str:
+    """sha256 of the canonical JSON of what determines an answer (never the API key)."""
+    blob = orjson.dumps(
+        {"e": endpoint_kind, "m": model, "msg": messages, "p": params, "s": schema}, option=_CANON
+    )
+    return hashlib.sha256(blob).hexdigest()
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=60.0, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout=60000")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed batch survives a process kill
+    conn.executescript(_SCHEMA)
+    return conn
+
+
+@dataclass
+class CacheStats:
+    path: str
+    entries: int
+    bytes: int
+    models: dict[str, int]
+    oldest: float | None
+    newest: float | None
+
+
+class ResponseCache:
+    """Lookups from the calling thread, writes from one background writer thread."""
+
+    def __init__(self, folder: str | Path, commit_interval_s: float = 0.05, commit_batch: int = 512) -> None:
+        if str(folder).startswith(("gs:/", "s3:/", "gcs:/", "az:/", "http:/", "https:/")):
+            from valuecorpus.schemas.errors import SettingsError
+
+            raise SettingsError(f"the response cache needs a local folder, not {folder}: SQLite cannot lock "
+                                "object storage (give the engine a local cache_dir)")
+        self.path = Path(folder) / CACHE_FILE
+        self._read = connect(self.path)
+        self._interval = commit_interval_s
+        self._batch = commit_batch
+        self._queue: queue.SimpleQueue[tuple[str, str, str, float, bytes] | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._closed = False
+
+    # ---- reads
+    def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(keys), _LOOKUP_CHUNK):
+            chunk = keys[i : i + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for key, value in self._read.execute(f"SELECT key, value FROM answers WHERE key IN ({marks})", chunk):
+                found[key] = orjson.loads(value)
+        return found
+
+    def get_probe(self, endpoint: str) -> str | None:
+        row = self._read.execute("SELECT dialect FROM probes WHERE endpoint=?", (endpoint,)).fetchone()
+        return row[0] if row else None
+
+    def put_probe(self, endpoint: str, dialect: str) -> None:
+        self._read.execute(
+            "INSERT OR REPLACE INTO probes(endpoint, dialect, created) VALUES (?,?,?)", (endpoint, dialect, time.time())
+        )
+
+    # ---- writes
+    def put(self, key: str, model: str, endpoint: str, value: dict[str, Any]) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"cache writer failed: {self._error}") from self._error
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_loop, name="engine-cache-writer", daemon=True)
+            self._writer.start()
+        self._queue.put((key, model, endpoint, time.time(), orjson.dumps(value)))
+
+    def _write_loop(self) -> None:
+        conn = connect(self.path)
+        try:
+            done = False
+            while not done:
+                item = self._queue.get()
+                if item is None:
+                    break
+                rows = [item]
+                deadline = time.monotonic() + self._interval
+                while len(rows) < self._batch:
+                    timeout = deadline - time.monotonic()
+                    if timeout <= 0:
+                        break
+                    try:
+                        nxt = self._queue.get(timeout=timeout)
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        done = True
+                        break
+                    rows.append(nxt)
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(
+                    "INSERT OR REPLACE INTO answers(key, model, endpoint, created, value) VALUES (?,?,?,?,?)", rows
+                )
+                conn.execute("COMMIT")
+        except BaseException as exc:  # surfaced on the next put() / flush()
+            self._error = exc
+        finally:
+            conn.close()
+
+    def flush(self) -> None:
+        """Commit everything queued so far (stops the writer; the next put starts a new one)."""
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+            self._writer = None
+        if self._error is not None:
+            raise RuntimeError(f"cache writer failed: {self._error}") from self._error
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.flush()
+        self._read.close()
+        self._closed = True
+
+    # ---- maintenance (the `valuecorpus cache` command)
+    def stats(self) -> CacheStats:
+        self.flush()
+        sql = "SELECT count(*), min(created), max(created) FROM answers"
+        entries, oldest, newest = self._read.execute(sql).fetchone()
+        models = dict(self._read.execute("SELECT model, count(*) FROM answers GROUP BY model ORDER BY 2 DESC"))
+        size = sum(p.stat().st_size for p in self.path.parent.glob(CACHE_FILE + "*") if p.is_file())
+        return CacheStats(str(self.path), entries, size, models, oldest, newest)
+
+    def prune(self, older_than_days: float | None = None, model: str | None = None) -> int:
+        self.flush()
+        where, args = [], []
+        if older_than_days is not None:
+            where.append("created < ?")
+            args.append(time.time() - older_than_days * 86400)
+        if model is not None:
+            where.append("model = ?")
+            args.append(model)
+        sql = "DELETE FROM answers" + (" WHERE " + " AND ".join(where) if where else "")
+        deleted = self._read.execute(sql, args).rowcount
+        self._read.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if deleted:
+            self._read.execute("VACUUM")
+        return deleted
+
+    def keys(self) -> Iterator[str]:
+        self.flush()
+        for (key,) in self._read.execute("SELECT key FROM answers"):
+            yield key

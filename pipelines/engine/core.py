@@ -1,0 +1,447 @@
+"""The engine: cache → budget → limits → backend → retry → parse & check, the same code for every backend and for
+Beam and plain Python. Exactly one outcome (a `GenerationResult` or a `DeadLetter`) per request, in input order.
+
+The hot path avoids per-request pydantic validation (outcomes are built with `model_construct`), per-request
+schema compilation, per-request logging and per-request cache transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from valuecorpus.pipelines.engine.accounting import Budget, EngineStats, estimate_prompt_tokens
+from valuecorpus.pipelines.engine.attempts import OVERLOAD, AttemptError, backoff_delay
+from valuecorpus.pipelines.engine.backends import Backend, Completion
+from valuecorpus.pipelines.engine.cache import ResponseCache, cache_key
+from valuecorpus.pipelines.engine.config import EngineConfig
+from valuecorpus.pipelines.engine.limits import AdaptiveLimiter, TokenBucket
+from valuecorpus.pipelines.engine.structured import (
+    CompiledSchema,
+    compile_schema,
+    parse_output,
+    repair_messages,
+    shape_body,
+)
+from valuecorpus.pipelines.engine.types import GenerationRequest, GenerationResult, Outcome, Usage
+from valuecorpus.schemas.errors import BudgetExhausted, EndpointError
+from valuecorpus.schemas.run_tables import DeadLetter
+
+_PARSE_CLASSES = {"invalid_json", "schema"}
+
+
+def _construct(cls: type[Any], values: dict[str, Any]) -> Any:
+    """A pydantic model from values the engine built itself (all fields, right types): what `model_construct`
+    does, without its per-field loop (a third of the engine's own CPU per request)."""
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
+class _BudgetStop(Exception):
+    """No new request may start: the next one could exceed the cap."""
+
+
+@dataclass(slots=True)
+class _Item:
+    index: int
+    request: GenerationRequest
+    key: str
+    messages: list[dict[str, str]]
+    params: dict[str, Any]
+    compiled: CompiledSchema | None
+    prompt_estimate: int
+
+
+def make_backend(config: EngineConfig) -> Backend:
+    if config.backend == "local":
+        from valuecorpus.pipelines.engine.backends.local import LocalBackend
+
+        return LocalBackend(config.resolved_model_path(), config.n_ctx, config.n_threads, config.model)
+    key = config.api_key.get_secret_value() if config.api_key is not None else None
+    assert config.base_url is not None
+    if config.transport == "openai-sdk":
+        from valuecorpus.pipelines.engine.backends.sdk import SdkBackend
+
+        return SdkBackend(config.base_url, config.model, key, config.max_in_flight)
+    from valuecorpus.pipelines.engine.backends.http import HttpBackend
+
+    return HttpBackend(config.base_url, config.model, key, config.max_in_flight, config.timeout_s)
+
+
+class Engine:
+    """`generate()` (sync) / `agenerate()` (async) turn requests into outcomes; `stats` counts them."""
+
+    def __init__(self, config: EngineConfig, progress: Any | None = None) -> None:
+        config.validate_ready()
+        self.config = config
+        self.stats = EngineStats()
+        self.budget = Budget(config, self.stats)
+        self.cache = ResponseCache(config.cache_dir) if config.cache_dir else None
+        if progress is None and config.progress is not False:
+            from valuecorpus.pipelines.engine.progress import Progress
+
+            progress = Progress(rich=config.progress)
+        self.progress = progress
+        self.dialect: str | None = "local" if config.backend == "local" else (
+            None if config.dialect == "auto" else config.dialect
+        )
+        self.fatal: AttemptError | None = None
+        self._backend: Backend | None = None
+        self._backend_loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._verified = config.backend == "local"
+        self._limiter: AdaptiveLimiter | None = None
+        self._rpm = TokenBucket(config.rpm) if config.rpm else None
+        self._tpm = TokenBucket(config.tpm) if config.tpm else None
+        self._inflight: dict[str, asyncio.Future[tuple[Completion, int, bool]]] = {}
+        self._answered: dict[str, tuple[Completion, int, bool]] = {}  # this run's answers, for duplicates
+
+    # ------------------------------------------------------------------ public API
+    def generate(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> list[Outcome]:
+        """Blocking; runs the requests concurrently on the engine's own event loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError("Engine.generate() called inside a running event loop; use `await engine.agenerate()`")
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(self.agenerate(requests))
+
+    async def agenerate(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> list[Outcome]:
+        started = time.perf_counter()
+        try:
+            outcomes = await self._run(requests)
+        finally:
+            self._answered.clear()
+            self.budget.release()
+            self.stats.elapsed_s += time.perf_counter() - started
+            if self.cache is not None:
+                await asyncio.to_thread(self.cache.flush)
+        if self.fatal is not None:
+            raise EndpointError(f"{self.config.base_url or 'endpoint'}: {self.fatal.reason}")
+        return outcomes
+
+    def batch_bodies(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Chat-completions bodies (by cache key) of the requests the cache cannot answer: Batch API input."""
+        items = [self._prepare(i, r) for i, r in enumerate(requests)]
+        hits = self.cache.get_many([it.key for it in items]) if self.cache and not self.config.refresh else {}
+        todo = [it for it in items if it.key not in hits]
+        if todo and self.dialect is None:
+            if self._loop is None or self._loop.is_closed():
+                self._loop = asyncio.new_event_loop()
+
+            async def probe() -> None:
+                await self._ensure_dialect(self._ensure_backend())
+
+            self._loop.run_until_complete(probe())
+        return {it.key: self._body(it) for it in todo}
+
+    def _body(self, it: _Item) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.config.model, "messages": it.messages, **it.params}
+        return shape_body(body, self.dialect or self.config.endpoint_kind, it.compiled)
+
+    def raise_if_budget_exhausted(self) -> None:
+        if self.stats.budget_exhausted:
+            raise BudgetExhausted(self.budget.summary())
+
+    def close(self) -> None:
+        if self._backend is not None:
+            loop = self._backend_loop
+            if loop is not None and not loop.is_closed() and not loop.is_running():
+                loop.run_until_complete(self._backend.aclose())
+            self._backend = None
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.close()
+        if self.cache is not None:
+            self.cache.close()
+        self.budget.close()
+
+    async def aclose(self) -> None:
+        if self._backend is not None:
+            await self._backend.aclose()
+            self._backend = None
+        if self.cache is not None:
+            await asyncio.to_thread(self.cache.close)
+        self.budget.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ preparation
+    def _prepare(self, index: int, request: GenerationRequest | dict[str, Any]) -> _Item:
+        req = request if isinstance(request, GenerationRequest) else GenerationRequest.model_validate(request)
+        messages = [{"role": m.role, "content": m.content} for m in req.messages]
+        p = req.params
+        params: dict[str, Any] = {"temperature": p.temperature, "max_tokens": p.max_tokens}
+        if p.seed is not None:
+            params["seed"] = p.seed
+        if p.top_p is not None:
+            params["top_p"] = p.top_p
+        compiled = compile_schema(req.json_schema) if req.json_schema is not None else None
+        key = cache_key(self.config.endpoint_kind, self.config.model, messages, params,
+                        compiled.text if compiled is not None else None)
+        chars = sum(len(m["content"]) for m in messages) + (len(compiled.text) if compiled is not None else 0)
+        return _Item(index, req, key, messages, params, compiled, estimate_prompt_tokens(chars))
+
+    def _ensure_backend(self) -> Backend:
+        loop = asyncio.get_running_loop()
+        if self._backend is None or self._backend_loop is not loop:
+            self._backend = make_backend(self.config)
+            self._backend_loop = loop
+            ceiling = self._backend.max_concurrency or self.config.max_in_flight
+            self._limiter = AdaptiveLimiter(min(ceiling, self.config.max_in_flight), self.config.adaptive)
+        return self._backend
+
+    async def _ensure_dialect(self, backend: Backend) -> str:
+        if self.dialect is None:
+            from valuecorpus.pipelines.engine.probe import detect_dialect
+
+            endpoint = self._endpoint_id
+            cached = self.cache.get_probe(endpoint) if self.cache is not None else None
+            self.dialect = cached or await detect_dialect(backend, self.config.model, self.config.timeout_s)
+            if self.cache is not None and cached is None:
+                self.cache.put_probe(endpoint, self.dialect)
+        return self.dialect
+
+    @property
+    def _endpoint_id(self) -> str:
+        return f"{self.config.base_url}|{self.config.model}"
+
+    # ------------------------------------------------------------------ the run
+    async def _run(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> list[Outcome]:
+        items = [self._prepare(i, r) for i, r in enumerate(requests)]
+        self.stats.requests += len(items)
+        outcomes: list[Outcome | None] = [None] * len(items)
+        hits: dict[str, dict[str, Any]] = {}
+        if self.dialect is None and self.cache is not None:  # a probe done before costs nothing now
+            self.dialect = self.cache.get_probe(self._endpoint_id)
+        if self.cache is not None and not self.config.refresh and items:
+            hits = await asyncio.to_thread(self.cache.get_many, [it.key for it in items])
+        misses: list[_Item] = []
+        for it in items:
+            hit = hits.get(it.key)
+            if hit is None:
+                misses.append(it)
+                continue
+            self.stats.cached += 1
+            comp = Completion(hit["c"], hit["p"], hit["k"], hit["m"], hit.get("f"))
+            outcomes[it.index] = self._finish(it, comp, hit.get("a", 1), True, 0.0, hit.get("d", 0.0),
+                                                    hit.get("e") or self.dialect or self.config.endpoint_kind)
+        if self.progress is not None:
+            self.progress.start(len(items), self.stats)
+            for o in outcomes:
+                if o is not None:
+                    self.progress.advance(o)
+        watcher = None
+        if misses:
+            self._ensure_backend()
+            assert self._limiter is not None
+            if self.config.adaptive:
+                watcher = asyncio.ensure_future(self._limiter.watch_loop_lag())
+            try:
+                await self._send(misses, outcomes)
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
+        if self.progress is not None:
+            self.progress.finish()
+        assert all(o is not None for o in outcomes)
+        return outcomes  # type: ignore[return-value]
+
+    async def _send(self, misses: list[_Item], outcomes: list[Outcome | None]) -> None:
+        assert self._backend is not None
+        await self._ensure_dialect(self._backend)
+        if not self._verified:  # the first request goes alone: a wrong key or URL costs one request, not C
+            outcomes[misses[0].index] = await self._guarded(misses[0])
+            self._verified = self.fatal is None
+            misses = misses[1:]
+        if not misses:
+            return
+        pending = iter(misses)
+
+        async def worker() -> None:
+            for it in pending:  # one shared iterator: each item is taken by exactly one worker
+                outcomes[it.index] = await self._guarded(it)
+
+        # a pool of workers rather than one task per request: twice the window, so requests waiting out a
+        # backoff do not leave slots idle, and no task for each of 10,000 requests
+        workers = min(len(misses), 2 * self.config.max_in_flight + 16)
+        await asyncio.gather(*(worker() for _ in range(workers)))
+
+    async def _guarded(self, it: _Item) -> Outcome:
+        try:
+            outcome = await self._one(it)
+        except _BudgetStop:
+            outcome = self._dead(it, "budget_exhausted", self.budget.summary_short(), 0, None, None, "budget")
+        except AttemptError as err:
+            outcome = self._dead_from(it, err, 0)
+        if self.progress is not None:
+            self.progress.advance(outcome)
+        return outcome
+
+    async def _one(self, it: _Item) -> Outcome:
+        dialect = self.dialect or self.config.endpoint_kind
+        body = self._body(it)
+        try:
+            comp, attempts, cached = await self._fetch(it.key, body, it.prompt_estimate, it.params["max_tokens"])
+        except AttemptError as err:
+            return self._dead_from(it, err, err.attempts)
+        outcome = self._finish(it, comp, attempts, cached, comp.latency_s, None, dialect)
+        if (
+            isinstance(outcome, DeadLetter)
+            and dialect == "prompt"
+            and outcome.error_class in _PARSE_CLASSES
+        ):  # the fallback dialect gets one repair turn
+            repair = {**body, "messages": repair_messages(body["messages"], comp.content, outcome.reason)}
+            key = cache_key(self.config.endpoint_kind, self.config.model, repair["messages"], it.params,
+                            it.compiled.text if it.compiled is not None else None)
+            hit = None
+            if self.cache is not None and not self.config.refresh:
+                hit = (await asyncio.to_thread(self.cache.get_many, [key])).get(key)
+            try:
+                if hit is not None:
+                    comp2 = Completion(hit["c"], hit["p"], hit["k"], hit["m"], hit.get("f"))
+                    attempts2, cached2 = hit.get("a", 1), True
+                else:
+                    comp2, attempts2, cached2 = await self._fetch(key, repair, it.prompt_estimate * 2,
+                                                                  it.params["max_tokens"])
+            except AttemptError as err:
+                return self._dead_from(it, err, attempts + err.attempts)
+            outcome = self._finish(it, comp2, attempts + attempts2, cached and cached2, 0.0, None, dialect)
+        return outcome
+
+    async def _fetch(self, key: str, body: dict[str, Any], prompt_estimate: int,
+                     max_tokens: int) -> tuple[Completion, int, bool]:
+        """One answer for one body: deduplicated by key, limited, budgeted, retried, cached as it arrives."""
+        done = self._answered.get(key)
+        if done is not None:
+            return done[0], done[1], True
+        shared = self._inflight.get(key)
+        if shared is not None:  # the same prompt twice in one run is paid once
+            comp, attempts, _ = await asyncio.shield(shared)
+            return comp, attempts, True
+        fut: asyncio.Future[tuple[Completion, int, bool]] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        try:
+            result = await self._attempts(key, body, prompt_estimate, max_tokens)
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+        except BaseException as err:
+            fut.set_exception(err)
+            fut.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._inflight[key]
+        fut.set_result(result)
+        self._answered[key] = result
+        return result
+
+    async def _attempts(self, key: str, body: dict[str, Any], prompt_estimate: int,
+                        max_tokens: int) -> tuple[Completion, int, bool]:
+        assert self._limiter is not None and self._backend is not None
+        limiter, backend, budget, cfg = self._limiter, self._backend, self.budget, self.config
+        reservation = None
+        attempt = 0
+        try:
+            while True:
+                attempt += 1
+                await limiter.acquire()
+                try:
+                    if self.fatal is not None:
+                        raise _attempted(AttemptError(self.fatal.error_class, self.fatal.reason,
+                                                      self.fatal.http_status), attempt - 1)
+                    if attempt == 1 and budget.enabled:
+                        reservation = budget.reserve(cfg.model, prompt_estimate, max_tokens)
+                        if reservation is None:
+                            raise _BudgetStop
+                    if self._rpm is not None:
+                        await self._rpm.take(1)
+                    if self._tpm is not None:
+                        await self._tpm.take(prompt_estimate + max_tokens)
+                    self.stats.sent += 1
+                    started = time.perf_counter()
+                    comp = await backend.complete(body, cfg.timeout_s)
+                    latency = time.perf_counter() - started
+                except AttemptError as err:
+                    error = err
+                else:
+                    limiter.on_success(latency)
+                    cost = budget.charge(comp.model, comp.prompt_tokens, comp.completion_tokens)
+                    budget.learn(prompt_estimate, comp.prompt_tokens)
+                    if self.cache is not None:
+                        self.cache.put(key, cfg.model, cfg.endpoint_kind, {
+                            "c": comp.content, "p": comp.prompt_tokens, "k": comp.completion_tokens,
+                            "m": comp.model, "f": comp.finish_reason, "d": cost, "a": attempt, "e": self.dialect,
+                        })
+                    comp.latency_s = latency
+                    comp.cost_usd = cost
+                    return comp, attempt, False
+                finally:
+                    limiter.release()
+                if error.http_status in OVERLOAD:
+                    limiter.on_overload()
+                if error.fatal:
+                    self.fatal = self.fatal or error
+                if error.fatal or not error.retryable or attempt >= cfg.max_attempts:
+                    raise _attempted(error, attempt)
+                await asyncio.sleep(backoff_delay(attempt, cfg.backoff_base_s, cfg.backoff_max_s, error.retry_after))
+        finally:
+            budget.settle(reservation)
+
+    # ------------------------------------------------------------------ outcomes
+    def _finish(self, it: _Item, comp: Completion, attempts: int, cached: bool, latency: float,
+                      cost: float | None, dialect: str) -> Outcome:
+        parsed = None
+        if it.compiled is not None:
+            try:
+                parsed = parse_output(comp.content, it.compiled, lenient=dialect == "prompt")
+            except AttemptError as err:
+                if comp.finish_reason == "length":
+                    err.reason += f"; the answer was cut at max_tokens={it.params['max_tokens']}: raise it"
+                return self._dead_from(it, err, attempts)
+        if cost is None:
+            cost = comp.cost_usd
+        self.stats.results += 1
+        return _construct(GenerationResult, {
+            "request_id": it.request.request_id, "content": comp.content, "parsed": parsed,
+            "usage": _construct(Usage, {"prompt_tokens": comp.prompt_tokens,
+                                        "completion_tokens": comp.completion_tokens}),
+            "cost_usd": cost, "model": comp.model, "endpoint_kind": dialect, "cache_key": it.key, "cached": cached,
+            "attempts": attempts, "latency_s": latency, "metadata": it.request.metadata,
+        })
+
+    def _dead_from(self, it: _Item, err: AttemptError, attempts: int) -> DeadLetter:
+        stage = "parse" if err.error_class in _PARSE_CLASSES else "generate"
+        return self._dead(it, err.error_class, err.reason, err.attempts or attempts,
+                          err.http_status, err.raw, stage)
+
+    def _dead(self, it: _Item, error_class: str, reason: str, attempts: int, status: int | None,
+              raw: str | None, stage: str) -> DeadLetter:
+        self.stats.dead_letters[error_class] += 1
+        limit = self.config.raw_output_chars
+        if raw is not None and len(raw) > limit:
+            raw = raw[:limit] + f"… [{len(raw) - limit} more chars]"
+        plan_item = it.request.metadata.get("plan_item") if it.request.metadata else None
+        return _construct(DeadLetter, {
+            "request_id": it.request.request_id, "stage": stage, "attempts": attempts, "error_class": error_class,
+            "http_status": status, "reason": reason, "raw_output": raw,
+            "plan_item": plan_item if isinstance(plan_item, str) else None,
+        })
+
+
+def _attempted(err: AttemptError, attempts: int) -> AttemptError:
+    err.attempts = attempts
+    return err

@@ -1,0 +1,25 @@
+"""Fixtures for the engine tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_helpers import FakeServerProcess
+
+
+@pytest.fixture
+def fake_server(tmp_path: Path) -> Iterator[Any]:
+    """`fake_server(*cli_args)` starts a fake server; all are stopped at the end of the test."""
+    started: list[FakeServerProcess] = []
+
+    def start(*args: str) -> FakeServerProcess:
+        server = FakeServerProcess(tmp_path, *args)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

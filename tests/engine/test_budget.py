@@ -1,0 +1,71 @@
+"""The hard cap: when the next request could exceed it, nothing new starts and the rest are dead-lettered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from engine_helpers import assert_accounted, http_config, make_requests
+
+from valuecorpus.pipelines.engine import DeadLetter, Engine, GenerationResult
+from valuecorpus.schemas.errors import BudgetExhausted
+
+
+def test_cost_cap_stops_at_the_cap(fake_server, tmp_path: Path) -> None:
+    # every answer: 100 prompt + 50 completion tokens at $10 / $20 per 1M = $0.002; cap $0.03
+    server = fake_server("--prompt-tokens", "100", "--completion-tokens", "50", "--latency-ms", "5")
+    prices = {"fake-model": {"prompt": 10.0, "completion": 20.0}}
+    requests = make_requests(100, max_tokens=50)
+    config = http_config(server, tmp_path, prices=prices, max_cost_usd=0.03, max_in_flight=4)
+    with Engine(config) as engine:
+        outcomes = engine.generate(requests)
+        assert_accounted(requests, outcomes)
+        results = [o for o in outcomes if isinstance(o, GenerationResult)]
+        dead = [o for o in outcomes if isinstance(o, DeadLetter)]
+        assert results and dead and len(results) + len(dead) == 100
+        assert all(d.error_class == "budget_exhausted" and d.stage == "budget" for d in dead)
+        spent = sum(r.cost_usd for r in results)
+        assert spent <= 0.03 + 1e-9
+        assert engine.stats.cost_usd == pytest.approx(spent)
+        assert spent > 0.03 - 4 * 0.0025  # it stopped near the cap, not long before it
+        assert server.chat_requests() == len(results)  # no request was sent past the cap
+        with pytest.raises(BudgetExhausted) as err:
+            engine.raise_if_budget_exhausted()
+    assert err.value.exit_code == 4
+    assert f"${spent:.4f}" in str(err.value)
+
+
+def test_token_cap(fake_server, tmp_path: Path) -> None:
+    server = fake_server("--prompt-tokens", "10", "--completion-tokens", "20")
+    requests = make_requests(30, max_tokens=20)
+    with Engine(http_config(server, tmp_path, max_tokens_total=400, max_in_flight=2)) as engine:
+        outcomes = engine.generate(requests)
+    results = [o for o in outcomes if isinstance(o, GenerationResult)]
+    assert engine.stats.tokens <= 400
+    assert 0 < len(results) < 30
+    assert engine.stats.dead_letters["budget_exhausted"] == 30 - len(results)
+
+
+def test_cap_holds_across_processes_sharing_a_budget_scope(fake_server, tmp_path: Path) -> None:
+    """Beam workers are processes: with a budget scope, their engines lease slices of one cap."""
+    import json
+    import subprocess
+    import sys
+
+    server = fake_server("--prompt-tokens", "100", "--completion-tokens", "50")
+    job = Path(__file__).with_name("engine_job.py")
+    cache_dir = tmp_path / "cache"
+    budget = json.dumps({"prices": {"fake-model": {"prompt": 10.0, "completion": 20.0}}, "max_cost_usd": 0.05,
+                         "budget_scope": "run-1", "max_in_flight": 4})
+    procs = [subprocess.Popen([sys.executable, str(job), server.base_url, str(cache_dir), "40", "4", str(off),
+                               budget], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for off in (0, 40, 80)]
+    stats = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        stats.append(json.loads(out))
+    spent = sum(s["cost_usd"] for s in stats)
+    assert spent <= 0.05 + 1e-9 and spent > 0.03
+    assert sum(s["results"] for s in stats) == server.chat_requests()
+    assert sum(s["dead_letters"].get("budget_exhausted", 0) for s in stats) == 120 - server.chat_requests()

@@ -1,0 +1,58 @@
+"""Per-endpoint limits: AIMD backs off on rising latency (a saturating self-hosted server) and on 429s;
+rpm and tpm budgets pace requests; max_in_flight is never exceeded."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from engine_helpers import http_config, make_requests
+
+from valuecorpus.pipelines.engine import Engine, GenerationResult
+
+
+def test_backs_off_when_latency_rises_without_429(fake_server, tmp_path: Path) -> None:
+    # beyond 8 in flight the server slows down in proportion, and never says 429 (like vLLM)
+    server = fake_server("--saturate-at", "8", "--latency-ms", "40")
+    with Engine(http_config(server, tmp_path, max_in_flight=64)) as engine:
+        outcomes = engine.generate(make_requests(600))
+        limiter = engine._limiter
+    assert all(isinstance(o, GenerationResult) for o in outcomes)
+    assert limiter is not None and limiter.cuts >= 1
+    assert limiter.limit <= 40  # from 64: the server is at its best around 8
+
+
+def test_backs_off_on_429_and_every_request_succeeds(fake_server, tmp_path: Path) -> None:
+    server = fake_server("--max-inflight", "8", "--latency-ms", "30", "--retry-after", "0.05")
+    with Engine(http_config(server, tmp_path, max_in_flight=64, max_attempts=30)) as engine:
+        outcomes = engine.generate(make_requests(300))
+        limiter = engine._limiter
+    assert all(isinstance(o, GenerationResult) for o in outcomes)
+    assert limiter is not None and limiter.cuts >= 1 and limiter.limit < 64
+    assert server.stats()["by_outcome"].get("429", 0) > 0
+
+
+def test_max_in_flight_is_a_hard_ceiling(fake_server, tmp_path: Path) -> None:
+    server = fake_server("--latency-ms", "20")
+    with Engine(http_config(server, tmp_path, max_in_flight=5)) as engine:
+        engine.generate(make_requests(100))
+    assert server.stats()["max_in_flight"] == 5
+
+
+def test_rpm_paces_requests(fake_server, tmp_path: Path) -> None:
+    server = fake_server()
+    started = time.monotonic()
+    # 20 per second, bursting to one second's worth: 61 requests take at least 2 s
+    with Engine(http_config(server, tmp_path, rpm=1200, max_in_flight=64)) as engine:
+        engine.generate(make_requests(61))
+    assert time.monotonic() - started >= 1.9
+
+
+def test_tpm_paces_requests(fake_server, tmp_path: Path) -> None:
+    server = fake_server()
+    started = time.monotonic()
+    # each request counts its prompt estimate (messages + schema, ~100 tokens) + 60 max_tokens; 60,000 tpm is
+    # 1,000 tokens per second, bursting to one second's worth: 24 requests take about 3 s
+    with Engine(http_config(server, tmp_path, tpm=60000, max_in_flight=64)) as engine:
+        engine.generate(make_requests(24, max_tokens=60))
+    assert time.monotonic() - started >= 2.0
