@@ -109,6 +109,11 @@ class RunLayout:
         return self.path / "filtered.parquet"
 
     @property
+    def utilities(self) -> Path:
+        """Thurstonian utilities fitted to the run's outcome comparisons (`valuecorpus utilities fit`)."""
+        return self.path / "utilities.json"
+
+    @property
     def batches(self) -> Path:
         return self.path / "batches.json"
 
