@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from valuecorpus.schemas.errors import EndpointError, SettingsError
-from valuecorpus.schemas.layout import utc_now, write_json_atomic
+from valuecorpus.schemas.layout import pid_alive, utc_now, write_json_atomic
 
 ADMIN_USER = "curator@valuecorpus.local"
 
@@ -99,13 +99,9 @@ def health(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def server_alive(pid: int) -> bool:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.exists():  # a recycled PID running something else is not our server
         text = cmdline.read_bytes().replace(b"\0", b" ")
@@ -121,7 +117,7 @@ def status(files: ServerFiles) -> dict[str, Any]:
     state = files.read_state()
     if state is None:
         return {"running": False, "reason": "not started"}
-    alive = pid_alive(int(state["pid"]))
+    alive = server_alive(int(state["pid"]))
     healthy = alive and health(state["url"])
     return {**state, "running": alive, "healthy": healthy}
 
@@ -182,7 +178,7 @@ def _wait_healthy(url: str, pid: int, timeout: float, proc: subprocess.Popen[byt
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             return False
-        if proc is None and not pid_alive(pid):
+        if proc is None and not server_alive(pid):
             return False
         if health(url, timeout=2):
             return True
@@ -218,6 +214,6 @@ def stop(files: ServerFiles) -> bool:
     if state is None:
         return False
     pid = int(state["pid"])
-    was_running = pid_alive(pid) and _terminate(pid)
+    was_running = server_alive(pid) and _terminate(pid)
     files.state.unlink(missing_ok=True)
     return was_running

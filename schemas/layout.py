@@ -35,6 +35,17 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists (used to tell a stale temp directory from one still being written)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write JSON aside and rename into place, so readers see the old file or the new one, never half."""
     path = Path(path)

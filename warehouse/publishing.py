@@ -32,6 +32,7 @@ from valuecorpus.schemas.layout import (
     RunLayout,
     RunManifest,
     VersionManifest,
+    pid_alive,
     sha256_file,
     write_json_atomic,
 )
@@ -120,16 +121,6 @@ def _check_records(run: RunLayout, manifest: RunManifest, kind: str) -> tuple[st
     return fingerprint, rows
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale_temps(dataset_dir: Path) -> list[Path]:
     """Remove temp dirs left by publishers that died (same host: pid gone; other hosts: older than a day)."""
     removed = []
@@ -141,7 +132,7 @@ def clean_stale_temps(dataset_dir: Path) -> list[Path]:
         owner_host, pid = parts[0], int(parts[1])
         # Same host: the owner is gone. Another host (shared storage): its pid means nothing here, so wait a day.
         same_host = owner_host == host
-        if (same_host and not _pid_alive(pid)) or (
+        if (same_host and not pid_alive(pid)) or (
                 not same_host and time.time() - path.stat().st_mtime > STALE_FOREIGN_TMP_S):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)

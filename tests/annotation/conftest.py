@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from valuecorpus.annotation.server import ServerFiles, free_port, pid_alive
+from valuecorpus.annotation.server import ServerFiles, free_port, server_alive
 
 REPO = Path(__file__).resolve().parents[2]
 LS_EXECUTABLE = REPO / ".venv-labelstudio" / "bin" / "label-studio"
@@ -62,7 +62,7 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Any:
     finally:
         stopped = run_cli("annotation", "server", "stop", env=env, timeout=120)
         assert stopped.code == 0, stopped.stderr
-        assert not pid_alive(server.pid), "Label Studio still running after stop"
+        assert not server_alive(server.pid), "Label Studio still running after stop"
 
 
 @pytest.fixture(scope="session")
