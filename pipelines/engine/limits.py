@@ -1,7 +1,9 @@
 """Per-endpoint limits: a concurrency window that adapts (AIMD) and token buckets for rpm / tpm.
 
-The window shrinks multiplicatively on 429/503 and when latency rises well above its baseline (self-hosted
-servers saturate without ever answering 429), and grows by about one slot per window of successes. It never
+The window shrinks multiplicatively when 429/503 make up a real share of recent answers and when latency rises
+well above its baseline (self-hosted servers saturate without ever answering 429), and grows by about one slot
+per window of successes. Isolated 429/503s (a server that sheds a few percent at any load) are retried with
+Retry-After but do not shrink the window: halving on each one collapses throughput to a trickle. It never
 exceeds `max_in_flight`. All of it runs on the event loop: no locks, O(1) per request.
 """
 
@@ -21,6 +23,7 @@ class AdaptiveLimiter:
         latency_factor: float = 0.8,
         latency_tolerance: float = 3.0,
         min_latency_rise_s: float = 0.05,
+        overload_share: float = 0.15,
     ) -> None:
         self.max = max_in_flight
         self.limit = float(max_in_flight)
@@ -31,6 +34,8 @@ class AdaptiveLimiter:
         self._latency_factor = latency_factor
         self._tolerance = latency_tolerance
         self._min_rise = min_latency_rise_s
+        self._overload_share = overload_share
+        self._overload = 0.0  # moving share of 429/503 among recent answers
         self._ewma: float | None = None  # recent latency
         self._baseline: float | None = None  # the lowest recent latency seen: the unloaded server
         self._samples = 0
@@ -76,9 +81,15 @@ class AdaptiveLimiter:
                 fut.set_result(None)
 
     # ---- signals
+    def _observe(self, overloaded: bool) -> None:
+        # a window-sized memory: the share reflects about the last `limit` answers
+        alpha = 1.0 / max(8.0, self.limit)
+        self._overload += ((1.0 if overloaded else 0.0) - self._overload) * alpha
+
     def on_success(self, latency_s: float) -> None:
         if not self.adaptive:
             return
+        self._observe(False)
         self._samples += 1
         self._since_cut += 1
         warm = self._samples > 2 * self._warmup  # judge only on a full window of settled samples
@@ -106,8 +117,11 @@ class AdaptiveLimiter:
             self._wake()
 
     def on_overload(self) -> None:
-        """A 429 or 503: the server says it is full."""
-        if self.adaptive:
+        """A 429 or 503: the server says it is full — believed once it says so for a real share of requests."""
+        if not self.adaptive:
+            return
+        self._observe(True)
+        if self._overload >= self._overload_share:
             self._cut(self._backoff)
 
     def _cut(self, factor: float) -> None:

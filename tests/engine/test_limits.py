@@ -56,3 +56,14 @@ def test_tpm_paces_requests(fake_server, tmp_path: Path) -> None:
     with Engine(http_config(server, tmp_path, tpm=60000, max_in_flight=64)) as engine:
         engine.generate(make_requests(24, max_tokens=60))
     assert time.monotonic() - started >= 2.0
+
+
+def test_isolated_429s_do_not_collapse_the_window(fake_server, tmp_path: Path) -> None:
+    # a server that sheds a few percent at any load: retried, but no reason to halve the window each time
+    server = fake_server("--faults", "429:0.04,503:0.03", "--latency-ms", "30", "--retry-after", "0.05")
+    with Engine(http_config(server, tmp_path, max_in_flight=64, max_attempts=10)) as engine:
+        outcomes = engine.generate(make_requests(800))
+        limiter = engine._limiter
+    assert all(isinstance(o, GenerationResult) for o in outcomes)
+    assert server.stats()["by_outcome"].get("429", 0) > 0
+    assert limiter is not None and limiter.limit >= 48, limiter.limit
