@@ -1,0 +1,168 @@
+"""What a chain is: an ordered list of steps over a per-sample state.
+
+A step turns the state into engine requests (rendered from its prompt template), and folds the engine's
+results back into the state. The same step list runs outside Beam (a plain loop, `runner.run_chain`) and
+inside Beam (the pipeline expands each step into build → Generate → absorb), so chains never know which
+executor runs them. Both executors call `runner.prepare` / `runner.apply` around a step: one code path.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from valuecorpus.pipelines.engine.types import GenerationParams, GenerationRequest, GenerationResult
+from valuecorpus.schemas.records import Provenance, Record, stable_id
+
+if TYPE_CHECKING:
+    from valuecorpus.pipelines.prompts import Template
+    from valuecorpus.pipelines.recipes import Recipe
+
+
+class SampleState(BaseModel):
+    """Everything known about one sample while its chain runs. Serializable: Beam moves it between workers"""
+
+    sample_id: str = Field(description="stable id: hash of recipe, plan item and seed")
+    plan_item: dict[str, Any] = Field(description="the planner's item: strata values, seed…")
+    data: dict[str, Any] = Field(default_factory=dict, description="what earlier steps produced")
+    prompt_versions: dict[str, str] = Field(default_factory=dict, description="template name -> content hash")
+    cache_keys: list[str] = Field(default_factory=list)
+    models: list[str] = Field(default_factory=list)
+    endpoint_kinds: list[str] = Field(default_factory=list)
+    tokens: dict[str, int] = Field(default_factory=dict, description="prompt / completion tokens spent")
+    cost_usd: float = 0.0
+    failed: str | None = Field(None, description="why the sample stopped (it becomes a dead letter)")
+    failed_class: str | None = Field(None, description="dead-letter error class: schema, check…")
+    failed_raw: str | None = Field(None, description="the output that failed the check, truncated")
+
+    def fail(self, reason: str, error_class: str = "check", raw: str | None = None) -> SampleState:
+        """Stop this sample; it becomes a dead letter with this reason."""
+        self.failed, self.failed_class = reason, error_class
+        self.failed_raw = raw[:2000] if raw else None
+        return self
+
+
+class Step(ABC):
+    """One step of a chain. `requests` may return several requests (fan-out) or none (a pure transform)."""
+
+    name: ClassVar[str]
+    template: ClassVar[str | None] = None  # template under pipelines/prompts/, if the step calls the LLM
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+
+    @property
+    def prompt(self) -> Template:
+        return self.chain.template_for(self)
+
+    def request(self, state: SampleState, variables: dict[str, Any],
+                json_schema: dict[str, Any] | None = None, index: int = 0) -> GenerationRequest:
+        """A request rendered from this step's template; its id is stable (sample, step, index)."""
+        return GenerationRequest(
+            request_id=stable_id(state.sample_id, self.name, index),
+            messages=self.prompt.render(**variables),
+            json_schema=json_schema,
+            params=self.chain.generation_params(self.name),
+            metadata={"plan_item": state.sample_id, "step": self.name, "index": index},
+        )
+
+    @abstractmethod
+    def requests(self, state: SampleState) -> list[GenerationRequest]: ...
+
+    @abstractmethod
+    def absorb(self, state: SampleState, results: list[GenerationResult]) -> SampleState:
+        """Fold results (same order as `requests`) into the state; `state.fail(...)` stops the sample."""
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Chain(ABC):
+    """A corpus kind's generation chain: steps, then `finish` builds the records from the final state.
+
+    Constructed from a validated recipe and, for chains that build on existing records (perspectives on
+    dilemmas), `inputs` handed over by the caller (a list of plain dicts). Chains must be picklable."""
+
+    kind: ClassVar[str]
+    record_kinds: ClassVar[tuple[str, ...]] = ()
+    input_kind: ClassVar[str | None] = None  # record kind handed over as `inputs` (--from-run/--from-dataset)
+    Params: ClassVar[type[BaseModel]] = NoParams  # validates recipe.params
+    step_classes: ClassVar[tuple[type[Step], ...]] = ()
+
+    def __init__(self, recipe: Recipe, inputs: list[dict[str, Any]] | None = None) -> None:
+        self.recipe = recipe
+        self.params = self.Params.model_validate(recipe.params)
+        self.inputs = inputs or []
+
+    @classmethod
+    def step_names(cls) -> list[str]:
+        return [s.name for s in cls.step_classes]
+
+    def steps(self) -> list[Step]:
+        return [cls(self) for cls in self.step_classes]
+
+    @abstractmethod
+    def finish(self, state: SampleState) -> list[Record]:
+        """Records for one sample (e.g. a dilemma; or eleven perspectives)."""
+
+    # --- hooks with defaults ---------------------------------------------------------------------------
+
+    @classmethod
+    def validate_recipe(cls, recipe: Recipe) -> list[tuple[str, str]]:
+        """Chain-specific recipe problems as (key path, message); checked when the recipe loads."""
+        return []
+
+    def extra_axes(self) -> dict[str, list[Any]]:
+        """Axes the planner stratifies over besides the recipe's strata (e.g. one per input dilemma)."""
+        return {}
+
+    def planned_count(self) -> int:
+        return self.recipe.count
+
+    def text_of(self, record: Record) -> str:
+        """The text that identifies a record's content: deduplication, length and language run on it."""
+        return ""
+
+    def leakage(self, record: Record) -> list[tuple[str, list[str]]]:
+        """(text, terms that must not appear in it) pairs for the leakage filter."""
+        return []
+
+    def check(self, record: Record) -> tuple[str, str] | None:
+        """A chain-specific content check: (filter name, reason) to drop the record, or None."""
+        return None
+
+    # --- helpers for subclasses -----------------------------------------------------------------------
+
+    def template_for(self, step: Step) -> Template:
+        from valuecorpus.pipelines.prompts import load_template
+
+        name = self.recipe.prompts.get(step.name) or step.template
+        if not name:
+            raise TypeError(f"step '{step.name}' of chain '{self.kind}' has no prompt template")
+        return load_template(name, self.recipe.base_dir)
+
+    def generation_params(self, step_name: str) -> GenerationParams:
+        m = self.recipe.model
+        return GenerationParams(temperature=m.temperature, seed=self.recipe.seed,
+                                max_tokens=m.step_max_tokens.get(step_name, m.max_tokens))
+
+    def provenance(self, state: SampleState) -> Provenance:
+        taxonomies = []
+        if self.recipe.taxonomy:
+            from valuecorpus.schemas.taxonomies.loader import load_taxonomy
+
+            taxonomies.append(load_taxonomy(self.recipe.taxonomy).ref)
+        return Provenance(
+            origin="generate", recipe=self.recipe.name, plan_item=state.sample_id,
+            seed=int(state.plan_item.get("seed", self.recipe.seed)),
+            generator_model=state.models[0] if state.models else None,
+            endpoint_kind=state.endpoint_kinds[0] if state.endpoint_kinds else None,
+            prompt_templates=[f"{n}@{v}" for n, v in sorted(state.prompt_versions.items())],
+            taxonomy_versions=taxonomies, cache_keys=list(state.cache_keys),
+        )
+
+    def record_id(self, state: SampleState, index: Any = None) -> str:
+        return state.sample_id if index is None else stable_id(state.sample_id, index)

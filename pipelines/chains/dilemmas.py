@@ -1,0 +1,319 @@
+"""DailyDilemmas-style dilemmas: seed situation (from the plan) → three-sentence dilemma → negative
+consequence per action → direct and indirect parties → values per party (constrained to the 301-value
+taxonomy) → one reason per value. The five theory labels are looked up in the taxonomy, never generated."""
+
+from __future__ import annotations
+
+import random
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from valuecorpus.pipelines.chains.base import Chain, SampleState, Step
+from valuecorpus.pipelines.chains.bounds import bound_strings, enum_tokens
+from valuecorpus.pipelines.engine.types import GenerationRequest, GenerationResult
+from valuecorpus.schemas.jsonschema import constrain, model_json_schema
+from valuecorpus.schemas.records import Dilemma, Record
+from valuecorpus.schemas.records.dilemmas import DilemmaAction, ValueAnnotation
+
+ACTION_TYPES = ("to_do", "not_to_do")
+THEORIES = ("wvs", "mft", "virtue", "emotion", "maslow")
+DEFAULT_TAXONOMY = "dailydilemmas_values"
+
+
+@cache
+def topics() -> dict[str, Any]:
+    path = resources.files("valuecorpus.pipelines.chains") / "data" / "dilemma_topics.yaml"
+    text = path.read_text("utf-8")
+    return yaml.safe_load(text)
+
+
+def topic_for(plan_item: dict[str, Any]) -> str:
+    """The plan's topic label; a group name picks one of its topics by the item's seed."""
+    data = topics()
+    chosen = plan_item.get("topic_group")
+    rng = random.Random(plan_item["seed"])
+    if chosen in data["topics"]:
+        return chosen
+    pool = data["groups"][chosen] if chosen in data["groups"] else sorted(data["topics"])
+    return rng.choice(pool)
+
+
+def seed_action(plan_item: dict[str, Any], topic: str) -> str:
+    rng = random.Random(plan_item["seed"] + 1)
+    return rng.choice(topics()["topics"][topic]["seeds"])
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    consequence_sentences: int = Field(3, ge=1, le=6)
+    max_parties: int = Field(2, ge=1, le=4, description="per kind (direct / indirect)")
+    max_values: int = Field(4, ge=1, le=8, description="values per action")
+    text_max_chars: int = Field(300, ge=40, le=2000, description="bound on each generated sentence or story")
+
+
+# --- structured outputs of the steps -----------------------------------------------------------------------
+
+class SituationOut(BaseModel):
+    background: str
+    conflict: str
+    question: str
+    action: str
+    alternative: str
+
+
+class ConsequenceOut(BaseModel):
+    story: str
+
+
+class PartiesOut(BaseModel):
+    direct: list[str]
+    indirect: list[str]
+
+
+class PartyValue(BaseModel):
+    party: str
+    value: str
+
+
+class ValuesOut(BaseModel):
+    values: list[PartyValue]
+
+
+class ReasonsOut(BaseModel):
+    reasons: list[str]
+
+
+def _bounded(schema: dict[str, Any], max_chars: int) -> dict[str, Any]:
+    """Bound every free string to max_chars (other chains use it; `bounds.bound_strings` also fits the
+    step's max_tokens)."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "string" and "enum" not in schema:
+            schema.setdefault("minLength", 2)
+            schema.setdefault("maxLength", max_chars)
+        for v in schema.values():
+            if isinstance(v, dict | list):
+                _bounded(v, max_chars)
+    elif isinstance(schema, list):
+        for v in schema:
+            _bounded(v, max_chars)
+    return schema
+
+
+def _sentence(text: str, end: str = ".") -> str:
+    text = " ".join(text.split()).strip()
+    if text and text[-1] not in ".!?":
+        text += end
+    return text[:1].upper() + text[1:]
+
+
+# --- steps -------------------------------------------------------------------------------------------------
+
+class SituationStep(Step):
+    name = "situation"
+    template = "dilemmas/situation"
+
+    def requests(self, state: SampleState) -> list[GenerationRequest]:
+        topic = topic_for(state.plan_item)
+        action = seed_action(state.plan_item, topic)
+        state.data.update(topic=topic, basic_situation=action)
+        schema = model_json_schema(SituationOut)
+        for key in ("action", "alternative"):
+            schema["properties"][key]["maxLength"] = 60
+        self.chain.bound(schema, self.name, self.chain.params.text_max_chars)
+        return [self.request(state, {"topic": topic.replace("_", " "), "seed_action": action,
+                                     "language": state.plan_item.get("language", "en")}, schema)]
+
+    def absorb(self, state: SampleState, results: list[GenerationResult]) -> SampleState:
+        out = SituationOut.model_validate(results[0].parsed)
+        sentences = [_sentence(out.background), _sentence(out.conflict), _sentence(out.question, "?")]
+        if not sentences[2].endswith("?"):
+            sentences[2] = sentences[2].rstrip(".!") + "?"
+        state.data["situation"] = {
+            "background": sentences[0], "text": " ".join(sentences),
+            "actions": {"to_do": _sentence(out.action, "").rstrip("."),
+                        "not_to_do": _sentence(out.alternative, "").rstrip(".")},
+        }
+        return state
+
+
+class _PerAction(Step):
+    """A step asked once per action (to_do, then not_to_do)."""
+
+    def variables(self, state: SampleState, action_type: str) -> dict[str, Any]:
+        sit = state.data["situation"]
+        return {"dilemma": sit["text"], "action": sit["actions"][action_type]}
+
+    def schema(self, state: SampleState, action_type: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def requests(self, state: SampleState) -> list[GenerationRequest]:
+        return [self.request(state, self.variables(state, a), self.schema(state, a), index=i)
+                for i, a in enumerate(ACTION_TYPES)]
+
+    def absorb(self, state: SampleState, results: list[GenerationResult]) -> SampleState:
+        for action_type, res in zip(ACTION_TYPES, results, strict=True):
+            slot = state.data.setdefault("actions", {}).setdefault(action_type, {})
+            self.fold(state, slot, res)
+        return state
+
+    def fold(self, state: SampleState, slot: dict[str, Any], result: GenerationResult) -> None:
+        raise NotImplementedError
+
+
+class ConsequenceStep(_PerAction):
+    name = "consequence"
+    template = "dilemmas/consequence"
+
+    def variables(self, state: SampleState, action_type: str) -> dict[str, Any]:
+        return {**super().variables(state, action_type), "sentences": self.chain.params.consequence_sentences}
+
+    def schema(self, state: SampleState, action_type: str) -> dict[str, Any]:
+        return self.chain.bound(model_json_schema(ConsequenceOut), self.name, self.chain.params.text_max_chars * 2)
+
+    def fold(self, state: SampleState, slot: dict[str, Any], result: GenerationResult) -> None:
+        slot["negative_consequence"] = _sentence(ConsequenceOut.model_validate(result.parsed).story)
+
+
+class PartiesStep(_PerAction):
+    name = "parties"
+    template = "dilemmas/parties"
+
+    def schema(self, state: SampleState, action_type: str) -> dict[str, Any]:
+        schema = model_json_schema(PartiesOut)
+        for key in ("direct", "indirect"):
+            schema["properties"][key].update(minItems=1, maxItems=self.chain.params.max_parties)
+        return self.chain.bound(schema, self.name, 40)
+
+    def fold(self, state: SampleState, slot: dict[str, Any], result: GenerationResult) -> None:
+        out = PartiesOut.model_validate(result.parsed)
+        direct = list(dict.fromkeys(_sentence(p, "") for p in out.direct if p.strip()))
+        indirect = [p for p in dict.fromkeys(_sentence(x, "") for x in out.indirect if x.strip())
+                    if p not in direct]
+        if not direct:
+            raise ValueError("no direct party")
+        slot["parties"] = {"direct": direct, "indirect": indirect}
+
+
+class ValuesStep(_PerAction):
+    name = "values"
+    template = "dilemmas/values"
+
+    def variables(self, state: SampleState, action_type: str) -> dict[str, Any]:
+        parties = state.data["actions"][action_type]["parties"]
+        return {**super().variables(state, action_type), "parties": parties["direct"] + parties["indirect"]}
+
+    def schema(self, state: SampleState, action_type: str) -> dict[str, Any]:
+        parties = state.data["actions"][action_type]["parties"]
+        names = parties["direct"] + parties["indirect"]
+        schema = model_json_schema(ValuesOut)
+        schema["properties"]["values"].update(minItems=1, maxItems=self.chain.params.max_values)
+        schema = constrain(schema, "values[].party", names)
+        return constrain(schema, "values[].value", self.chain.taxonomy().names())
+
+    def requests(self, state: SampleState) -> list[GenerationRequest]:
+        reqs = super().requests(state)
+        for req in reqs:  # enum strings cannot be shortened: make room for the longest answer the schema allows
+            req.params.max_tokens = max(req.params.max_tokens, enum_tokens(req.json_schema or {}))
+        return reqs
+
+    def fold(self, state: SampleState, slot: dict[str, Any], result: GenerationResult) -> None:
+        out = ValuesOut.model_validate(result.parsed)
+        tax = self.chain.taxonomy()
+        pairs = []
+        for pv in out.values:
+            canonical = tax.lookup(pv.value).name
+            if (pv.party, canonical) not in [(p["party"], p["value"]) for p in pairs]:
+                pairs.append({"party": pv.party, "value": canonical})
+        slot["pairs"] = pairs
+
+
+class ReasonsStep(_PerAction):
+    name = "reasons"
+    template = "dilemmas/reasons"
+
+    def variables(self, state: SampleState, action_type: str) -> dict[str, Any]:
+        return {**super().variables(state, action_type), "pairs": state.data["actions"][action_type]["pairs"]}
+
+    def schema(self, state: SampleState, action_type: str) -> dict[str, Any]:
+        n = len(state.data["actions"][action_type]["pairs"])
+        schema = model_json_schema(ReasonsOut)
+        schema["properties"]["reasons"].update(minItems=n, maxItems=n)
+        return self.chain.bound(schema, self.name, min(self.chain.params.text_max_chars, 200))
+
+    def fold(self, state: SampleState, slot: dict[str, Any], result: GenerationResult) -> None:
+        reasons = ReasonsOut.model_validate(result.parsed).reasons
+        if len(reasons) != len(slot["pairs"]):
+            raise ValueError(f"{len(reasons)} reasons for {len(slot['pairs'])} values")
+        slot["reasons"] = [_sentence(r) for r in reasons]
+
+
+# --- the chain ---------------------------------------------------------------------------------------------
+
+class DilemmaChain(Chain):
+    kind = "dilemmas"
+    record_kinds = ("dilemma",)
+    Params = Params
+    step_classes = (SituationStep, ConsequenceStep, PartiesStep, ValuesStep, ReasonsStep)
+
+    @classmethod
+    def validate_recipe(cls, recipe: Any) -> list[tuple[str, str]]:
+        data = topics()
+        known = set(data["topics"]) | set(data["groups"])
+        problems = []
+        for i, group in enumerate(recipe.strata.topic_groups or []):
+            if group not in known:
+                problems.append((f"strata.topic_groups[{i}]", f"unknown topic group '{group}' "
+                                 f"(known: {', '.join(sorted(known))})"))
+        if recipe.taxonomy not in (None, DEFAULT_TAXONOMY):
+            problems.append(("taxonomy", f"the dilemmas chain uses '{DEFAULT_TAXONOMY}'"))
+        return problems
+
+    def bound(self, schema: dict[str, Any], step: str, max_chars: int) -> dict[str, Any]:
+        return bound_strings(schema, self.generation_params(step).max_tokens, max_chars)
+
+    def taxonomy(self) -> Any:
+        from valuecorpus.schemas.taxonomies.loader import load_taxonomy
+
+        return load_taxonomy(self.recipe.taxonomy or DEFAULT_TAXONOMY)
+
+    def finish(self, state: SampleState) -> list[Record]:
+        tax = self.taxonomy()
+        sit = state.data["situation"]
+        actions = []
+        for action_type in ACTION_TYPES:
+            slot = state.data["actions"][action_type]
+            parties = slot["parties"]
+            cols: dict[str, list[Any]] = {k: [] for k in ("pd", "pi", "vd", "vi", "rd", "ri")}
+            annotations: list[ValueAnnotation] = []
+            for pair, reason in zip(slot["pairs"], slot["reasons"], strict=True):
+                direct = pair["party"] in parties["direct"]
+                cols["pd" if direct else "pi"].append(pair["party"])
+                cols["vd" if direct else "vi"].append(pair["value"])
+                cols["rd" if direct else "ri"].append(reason)
+                kind = "direct" if direct else "indirect"
+                if all(a.name != pair["value"] or a.type != kind for a in annotations):
+                    node = tax.lookup(pair["value"])
+                    annotations.append(ValueAnnotation(name=node.name, type=kind,
+                                                       **{t: node.labels.get(t) for t in THEORIES}))
+            actions.append(DilemmaAction(
+                action_type=action_type, action=sit["actions"][action_type],
+                negative_consequence=slot["negative_consequence"],
+                parties_direct=cols["pd"], parties_indirect=cols["pi"], values_direct=cols["vd"],
+                values_indirect=cols["vi"], reason_direct=cols["rd"], reason_indirect=cols["ri"],
+                values=annotations, background=sit["background"],
+            ))
+        topic = state.data["topic"]
+        return [Dilemma(
+            id=self.record_id(state), provenance=self.provenance(state),
+            basic_situation=state.data["basic_situation"], dilemma_situation=sit["text"],
+            topic=topics()["topics"][topic]["id"], topic_group=topic, actions=actions,
+        )]
+
+    def text_of(self, record: Record) -> str:
+        assert isinstance(record, Dilemma)
+        return record.dilemma_situation

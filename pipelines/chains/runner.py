@@ -1,0 +1,136 @@
+"""The plain-loop executor of a chain: the reference semantics the Beam pipeline must match.
+
+For each step, the requests of all live samples go to the engine in ONE `generate` call (so the engine can
+batch, cache and bound concurrency across samples). `prepare` and `apply` are the two halves of a step around
+the engine call; the Beam pipeline calls the same two functions, so both executors behave alike.
+
+Accounting: every request ends as a result or a dead letter (the engine guarantees one outcome per request).
+A sample whose request dead-lettered, or whose output failed a check in `absorb`/`finish`, stops; the check
+failure becomes one dead letter of stage "check". No sample disappears silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from valuecorpus.pipelines.chains.base import Chain, SampleState, Step
+from valuecorpus.pipelines.engine.types import GenerationRequest, GenerationResult, Outcome
+from valuecorpus.schemas.errors import TaxonomyError
+from valuecorpus.schemas.records import Record
+from valuecorpus.schemas.run_tables import DeadLetter
+
+
+class EngineLike(Protocol):
+    def generate(self, requests: list[GenerationRequest]) -> list[Outcome]: ...
+
+
+def initial_states(items: list[dict[str, Any]]) -> list[SampleState]:
+    """One state per plan item."""
+    return [SampleState(sample_id=it["sample_id"], plan_item=it) for it in items]
+
+
+def prepare(step: Step, state: SampleState) -> tuple[SampleState, list[GenerationRequest]]:
+    """The step's requests for one sample, with the prompt version recorded in the state."""
+    if state.failed:
+        return state, []
+    state = state.model_copy(deep=True)
+    reqs = step.requests(state)
+    for req in reqs:  # the engine copies it into dead letters: every outcome finds its sample
+        req.metadata.setdefault("plan_item", state.sample_id)
+    if reqs and (step.template is not None or step.name in step.chain.recipe.prompts):
+        tmpl = step.prompt
+        state.prompt_versions[tmpl.name] = tmpl.version
+    return state, reqs
+
+
+def check_dead_letter(state: SampleState, step_name: str) -> DeadLetter:
+    return DeadLetter(
+        request_id=f"{state.sample_id}:{step_name}", stage="check", attempts=0,
+        error_class=state.failed_class or "check", reason=state.failed or "failed",
+        raw_output=state.failed_raw, plan_item=state.sample_id,
+    )
+
+
+def apply(step: Step, state: SampleState, requests: list[GenerationRequest],
+          outcomes: dict[str, Outcome]) -> tuple[SampleState, list[DeadLetter]]:
+    """Fold the outcomes of this sample's requests into its state. Returns the new state and dead letters."""
+    if state.failed:
+        return state, []
+    engine_failures: list[DeadLetter] = []
+    results: list[GenerationResult] = []
+    for req in requests:
+        out = outcomes[req.request_id]
+        if isinstance(out, DeadLetter):
+            engine_failures.append(out.model_copy(update={"plan_item": out.plan_item or state.sample_id}))
+        else:
+            results.append(out)
+    for res in results:  # what was spent counts even if a sibling request failed
+        state.tokens["prompt"] = state.tokens.get("prompt", 0) + res.usage.prompt_tokens
+        state.tokens["completion"] = state.tokens.get("completion", 0) + res.usage.completion_tokens
+        state.cost_usd += res.cost_usd
+        if res.cache_key and res.cache_key not in state.cache_keys:
+            state.cache_keys.append(res.cache_key)
+        if res.model and res.model not in state.models:
+            state.models.append(res.model)
+        if res.endpoint_kind and res.endpoint_kind not in state.endpoint_kinds:
+            state.endpoint_kinds.append(res.endpoint_kind)
+    if engine_failures:
+        state.fail(f"step '{step.name}': {engine_failures[0].error_class}: {engine_failures[0].reason}",
+                   engine_failures[0].error_class)
+        return state, engine_failures  # the engine's dead letters already account for this sample
+    try:
+        state = step.absorb(state, results)
+    except TaxonomyError as exc:  # a value outside the taxonomy is a rejected output, never a new node
+        state.fail(f"step '{step.name}': {exc}", "taxonomy", results[0].content if results else None)
+    except (ValidationError, ValueError, KeyError, TypeError) as exc:  # a malformed output, not a crash
+        state.fail(f"step '{step.name}': {exc.__class__.__name__}: {' '.join(str(exc).split())[:500]}",
+                   "parse", results[0].content if results else None)
+    if state.failed:
+        return state, [check_dead_letter(state, step.name)]
+    return state, []
+
+
+def finish(chain: Chain, state: SampleState) -> tuple[list[Record], list[DeadLetter]]:
+    if state.failed:
+        return [], []
+    try:
+        return chain.finish(state), []
+    except (ValidationError, ValueError, KeyError, TypeError, TaxonomyError) as exc:
+        state = state.model_copy(deep=True)
+        state.fail(f"finish: {exc.__class__.__name__}: {' '.join(str(exc).split())[:500]}", "schema")
+        return [], [check_dead_letter(state, "finish")]
+
+
+def run_chain(chain: Chain, states: list[SampleState], engine: EngineLike,
+              on_step: Any = None) -> tuple[list[Record], list[DeadLetter]]:
+    """Run every step over all states (one engine call per step), then finish: (records, dead letters)."""
+    records, dead, _ = execute(chain, states, engine, on_step)
+    return records, dead
+
+
+def execute(chain: Chain, states: list[SampleState], engine: EngineLike,
+            on_step: Any = None) -> tuple[list[Record], list[DeadLetter], list[SampleState]]:
+    """`run_chain`, also returning the final states (their tokens and cost feed the run manifest)."""
+    dead: list[DeadLetter] = []
+    for step in chain.steps():
+        prepared = [prepare(step, s) for s in states]
+        batch = [r for _, reqs in prepared for r in reqs]
+        ids = [r.request_id for r in batch]
+        if len(set(ids)) != len(ids):
+            raise RuntimeError(f"chain '{chain.kind}' step '{step.name}' produced duplicate request ids")
+        outcomes = {o.request_id: o for o in engine.generate(batch)} if batch else {}
+        states = []
+        for state, reqs in prepared:
+            state, failures = apply(step, state, reqs, outcomes)
+            dead.extend(failures)
+            states.append(state)
+        if on_step is not None:
+            on_step(step.name, states)
+    records: list[Record] = []
+    for state in states:
+        recs, failures = finish(chain, state)
+        records.extend(recs)
+        dead.extend(failures)
+    return records, dead, states

@@ -1,0 +1,138 @@
+"""The non-LLM filters over a run's records (see the package docstring for the order)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from valuecorpus.pipelines.filters.text import find_terms, language_confidence, shingles, text_hash
+from valuecorpus.schemas.records import Record
+from valuecorpus.schemas.run_tables import FilteredSample
+
+if TYPE_CHECKING:
+    from valuecorpus.pipelines.chains.base import Chain
+
+
+@dataclass
+class FilterResult:
+    kept: list[Record] = field(default_factory=list)
+    filtered: list[FilteredSample] = field(default_factory=list)
+
+
+def _drop(out: FilterResult, record: Record, name: str, reason: str, matched: str | None = None,
+          score: float | None = None) -> None:
+    out.filtered.append(FilteredSample(sample_id=record.id, kind=record.kind, filter=name, reason=reason,
+                                       matched_id=matched, score=score))
+
+
+def _schema_problem(record: Record) -> str | None:
+    try:
+        type(record).model_validate(record.model_dump(mode="json"))
+    except ValidationError as err:
+        first = err.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return None
+
+
+def _per_record(chain: Chain, record: Record, language: str) -> tuple[str, str, float | None] | None:
+    """The first per-record filter that drops the record: (filter, reason, score)."""
+    f = chain.recipe.filters
+    if f.schema_validity and (problem := _schema_problem(record)):
+        return "schema", problem, None
+    if found := chain.check(record):
+        return found[0], found[1], None
+    text = chain.text_of(record)
+    if text:
+        if not f.length.min_chars <= len(text) <= f.length.max_chars:
+            bounds = f"{f.length.min_chars}-{f.length.max_chars}"
+            return "length", f"{len(text)} characters (bounds {bounds})", None
+        if f.language.enabled:
+            conf = language_confidence(text, language)
+            if conf < f.language.min_confidence:
+                return "language", f"not recognisably '{language}' (confidence {conf:.2f})", conf
+    if f.leakage:
+        for leak_text, terms in chain.leakage(record):
+            if found_terms := find_terms(leak_text, terms):
+                return "leakage", f"names {', '.join(repr(t) for t in found_terms[:5])}", None
+    return None
+
+
+def apply_filters(chain: Chain, records: list[Record], published: list[tuple[str, str]] | None = None,
+                  languages: dict[str, str] | None = None) -> FilterResult:
+    """Filter a run's records. `published`: (id, text) of the latest published version (near-duplicates
+    against it are dropped); `languages`: plan item (sample id) → expected language (default en)."""
+    f = chain.recipe.filters
+    out = FilterResult()
+    survivors: list[Record] = []
+    for record in sorted(records, key=lambda r: r.id):  # order-independent: smallest id wins a duplicate
+        lang = (languages or {}).get(record.provenance.plan_item or "", "en")
+        if dropped := _per_record(chain, record, lang):
+            _drop(out, record, dropped[0], dropped[1], score=dropped[2])
+        else:
+            survivors.append(record)
+
+    seen: dict[str, str] = {}
+    nd = f.near_duplicate
+    lsh = _NearDuplicates(nd.threshold, nd.num_perm) if nd.enabled else None
+    if lsh is not None and nd.against_published:
+        for pid, ptext in published or []:
+            lsh.add(f"published:{pid}", ptext)
+    for record in survivors:
+        text = chain.text_of(record)
+        if not text:
+            out.kept.append(record)
+            continue
+        key = text_hash(text)
+        if f.exact_duplicate and key in seen:
+            _drop(out, record, "exact_duplicate", "same normalised text", matched=seen[key])
+            continue
+        if lsh is not None:
+            match = lsh.match(text)
+            if match is not None:
+                matched, score = match
+                where = "the published version" if matched.startswith("published:") else "this run"
+                other = matched.removeprefix("published:")
+                _drop(out, record, "near_duplicate", f"similar to {other} in {where} (Jaccard ≈ {score:.2f})",
+                      matched=other, score=score)
+                continue
+            lsh.add(record.id, text)
+        seen.setdefault(key, record.id)
+        out.kept.append(record)
+    return out
+
+
+class _NearDuplicates:
+    """MinHash LSH over word 3-shingles; a candidate counts if its estimated Jaccard reaches the threshold."""
+
+    def __init__(self, threshold: float, num_perm: int) -> None:
+        from datasketch import MinHashLSH
+
+        self.threshold, self.num_perm = threshold, num_perm
+        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        self.hashes: dict[str, object] = {}
+
+    def _minhash(self, text: str) -> object:
+        from datasketch import MinHash
+
+        mh = MinHash(num_perm=self.num_perm, seed=1)
+        for s in sorted(shingles(text)):
+            mh.update(s.encode("utf-8"))
+        return mh
+
+    def add(self, key: str, text: str) -> None:
+        if key in self.hashes:
+            return
+        mh = self._minhash(text)
+        self.hashes[key] = mh
+        self.lsh.insert(key, mh)
+
+    def match(self, text: str) -> tuple[str, float] | None:
+        mh = self._minhash(text)
+        best: tuple[str, float] | None = None
+        for key in sorted(self.lsh.query(mh)):
+            score = mh.jaccard(self.hashes[key])  # type: ignore[attr-defined]
+            if score >= self.threshold and (best is None or score > best[1]):
+                best = (key, score)
+        return best

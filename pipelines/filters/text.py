@@ -1,0 +1,73 @@
+"""Text normalisation and a light language check shared by the filters."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# Frequent English function words: running English text has 30-50% of its words in this list, word salad and
+# other Latin-script languages far fewer.
+EN_STOPWORDS = frozenset((
+    "a", "about", "after", "all", "also", "an", "and", "any", "are", "as", "at", "be", "because",
+    "been", "before", "but", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has",
+    "have", "he", "her", "his", "how", "i", "if", "in", "into", "is", "it", "its", "just", "may", "me",
+    "more", "most", "my", "no", "not", "now", "of", "on", "one", "only", "or", "other", "our", "out",
+    "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their",
+    "them", "then", "there", "these", "they", "this", "those", "to", "too", "up", "us", "very", "was",
+    "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you",
+    "your",
+))
+
+
+def normalise(text: str) -> str:
+    """Case, width, punctuation and spacing variants of a text compare equal."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(_WORD.findall(text))
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def shingles(text: str, size: int = 3) -> set[str]:
+    """Word n-grams (characters of CJK text, which has no spaces)."""
+    norm = normalise(text)
+    tokens = list(norm.replace(" ", "")) if _CJK.search(norm) else norm.split()
+    if len(tokens) < size:
+        return {" ".join(tokens)} if tokens else set()
+    return {" ".join(tokens[i:i + size]) for i in range(len(tokens) - size + 1)}
+
+
+def language_confidence(text: str, language: str) -> float:
+    """How sure a light heuristic is that `text` is in `language` (en or zh; others: script check only).
+
+    zh: share of CJK characters among letters. en: Latin script, and the share of English function words
+    (0.25 or more counts as sure)."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return 0.0
+    cjk = len(_CJK.findall(text)) / len(letters)
+    if language == "zh":
+        return min(1.0, cjk / 0.5)
+    if cjk > 0.2:
+        return 0.0
+    if language != "en":
+        return 1.0 - cjk
+    tokens = words(text)
+    if len(tokens) < 4:
+        return 1.0
+    share = sum(t in EN_STOPWORDS for t in tokens) / len(tokens)
+    return min(1.0, share / 0.25)
+
+
+def find_terms(text: str, terms: list[str]) -> list[str]:
+    """Terms that occur in text as whole words (case-insensitive)."""
+    norm = f" {normalise(text)} "
+    return [t for t in terms if t.strip() and f" {normalise(t)} " in norm]

@@ -1,0 +1,120 @@
+"""Prompt templates: files under `pipelines/prompts/<kind>/<step>.yaml`, versioned by content hash.
+
+A template file is YAML with Jinja2 strings:
+
+    description: what the step asks for (not sent)
+    system: |
+      You write ...
+    user: |
+      Seed action: {{ seed_action }}
+
+Variables are strict: a variable the caller does not pass is an error naming the template, never an empty
+string silently sent to a model. The version is the short sha256 of the file bytes, so editing a prompt
+changes the version recorded in each sample's provenance (and the engine's cache key, since the text changes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from valuecorpus.pipelines.engine.types import Message
+from valuecorpus.schemas.errors import RecipeError
+
+TEMPLATE_SUFFIX = ".yaml"
+PARTS = ("system", "user")
+_ALLOWED_KEYS = {"description", *PARTS}
+
+
+def prompts_dir() -> Path:
+    return Path(str(resources.files("valuecorpus.pipelines") / "prompts"))
+
+
+class Template:
+    """One prompt template. Picklable (Beam ships it to workers): the Jinja objects are rebuilt lazily."""
+
+    def __init__(self, name: str, source: str, path: str) -> None:
+        self.name = name
+        self.path = path
+        self.source = source
+        self.version = hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
+        try:
+            data = yaml.safe_load(source)
+        except yaml.YAMLError as exc:
+            raise RecipeError(f"prompt template {path}: not valid YAML ({exc.__class__.__name__})") from None
+        if not isinstance(data, dict) or "user" not in data:
+            raise RecipeError(f"prompt template {path}: expected a mapping with 'user' (and 'system')")
+        unknown = sorted(set(data) - _ALLOWED_KEYS)
+        if unknown:
+            raise RecipeError(f"prompt template {path}: unknown key '{unknown[0]}' "
+                              f"(allowed: {', '.join(sorted(_ALLOWED_KEYS))})")
+        self.parts: dict[str, str] = {p: str(data[p]) for p in PARTS if data.get(p)}
+        self.description = str(data.get("description") or "")
+        self._compiled: dict[str, Any] | None = None
+
+    @property
+    def ref(self) -> str:
+        """`name@version`, as recorded in provenance."""
+        return f"{self.name}@{self.version}"
+
+    def _jinja(self) -> dict[str, Any]:
+        if self._compiled is None:
+            import jinja2
+
+            env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
+                                     autoescape=False)
+            self._compiled = {part: env.from_string(text) for part, text in self.parts.items()}
+        return self._compiled
+
+    def render(self, **variables: Any) -> list[Message]:
+        import jinja2
+
+        messages = []
+        for part, tmpl in self._jinja().items():
+            try:
+                text = tmpl.render(**variables).strip()
+            except jinja2.UndefinedError as exc:
+                raise RecipeError(f"prompt template {self.path} ({part}): {exc.message}") from None
+            messages.append(Message(role=part, content=text))
+        return messages
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_compiled": None}
+
+    def __repr__(self) -> str:
+        return f"Template({self.ref})"
+
+
+def resolve_template_path(name: str, base_dir: Path | None = None) -> Path:
+    """A template name (`dilemmas/situation`) under the shipped prompts, or a path to a file (absolute, or
+    relative to `base_dir`, e.g. the recipe's folder)."""
+    candidate = Path(name)
+    if candidate.suffix == TEMPLATE_SUFFIX:
+        if not candidate.is_absolute() and base_dir is not None and (base_dir / candidate).is_file():
+            return base_dir / candidate
+        return candidate
+    return prompts_dir() / f"{name}{TEMPLATE_SUFFIX}"
+
+
+@cache
+def _load(path: str, name: str) -> Template:
+    p = Path(path)
+    if not p.is_file():
+        raise RecipeError(f"prompt template '{name}' not found (looked for {p})")
+    return Template(name, p.read_text(encoding="utf-8"), str(p))
+
+
+def load_template(name: str, base_dir: Path | None = None) -> Template:
+    path = resolve_template_path(name, base_dir)
+    tname = name[: -len(TEMPLATE_SUFFIX)] if name.endswith(TEMPLATE_SUFFIX) else name
+    return _load(str(path.resolve()), tname)
+
+
+def shipped_templates() -> list[str]:
+    root = prompts_dir()
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob(f"*{TEMPLATE_SUFFIX}"))

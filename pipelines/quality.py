@@ -1,0 +1,98 @@
+"""The quality summary of a staged run (`valuecorpus run show`).
+
+- schema-valid rate: share of the model's structured outputs that parsed against their JSON Schema and the
+  record model: 1 − (dead letters of class invalid_json / schema / parse / taxonomy + records filtered as
+  schema) / requests;
+- duplicate rate: records dropped as exact or near duplicates / records generated;
+- coverage per stratum: items per value of each plan axis, in the plan and among the kept records, with the
+  max/min ratio (∞ when a value has no kept record);
+- tokens, cost, dead letters by class, filtered samples by filter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from valuecorpus.schemas.layout import RunLayout
+
+SCHEMA_CLASSES = ("invalid_json", "schema", "parse", "taxonomy")
+
+
+def _ratio(counts: dict[str, int]) -> float | None:
+    if not counts:
+        return None
+    lo, hi = min(counts.values()), max(counts.values())
+    return float("inf") if lo == 0 else round(hi / lo, 3)
+
+
+def quality_report(layout: RunLayout) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    from valuecorpus.pipelines.planner import _label
+
+    m = layout.read_manifest()
+    extra = m.model_extra or {}
+    dead_classes: dict[str, int] = extra.get("dead_letter_classes", {})
+    filtered_by: dict[str, int] = extra.get("filtered_by", {})
+    engine = extra.get("engine") or {}
+    requests = int(engine.get("requests") or 0)
+    generated = int(extra.get("generated") or (sum(m.counts.values()) + m.filtered))
+    schema_bad = sum(dead_classes.get(c, 0) for c in SCHEMA_CLASSES) + filtered_by.get("schema", 0)
+    report: dict[str, Any] = {
+        "run_id": m.run_id, "created_at": m.created_at, "recipe": (m.recipe or {}).get("name"),
+        "plan_items": extra.get("plan_items"), "records": m.counts, "generated": generated,
+        "requests": requests,
+        "schema_valid_rate": round(1 - schema_bad / requests, 4) if requests else None,
+        "duplicate_rate": round((filtered_by.get("exact_duplicate", 0) + filtered_by.get("near_duplicate", 0))
+                                / generated, 4) if generated else None,
+        "tokens": m.tokens, "cost_usd": m.cost_usd, "dead_letters": dead_classes, "filtered": filtered_by,
+        "timings": m.timings, "coverage": {},
+    }
+    if layout.plan.exists():
+        plan = [json.loads(s) for s in pq.read_table(layout.plan, columns=["item"]).column("item").to_pylist()]
+        by_sample = {it["sample_id"]: it for it in plan}
+        kept_samples: Counter[str] = Counter()
+        for kind in m.kinds:
+            path = layout.records(kind)
+            if path.exists():
+                table = pq.read_table(path, columns=["provenance"])
+                for prov in table.column("provenance").to_pylist():
+                    if prov and prov.get("plan_item") in by_sample:
+                        kept_samples[prov["plan_item"]] += 1
+        axes = sorted({k for it in plan for k in it} - {"index", "sample_id", "seed", "stratum"})
+        for axis in axes:
+            planned = Counter(_label(it[axis]) for it in plan if axis in it)
+            kept = {v: 0 for v in planned}
+            for sid in kept_samples:
+                if axis in by_sample[sid]:
+                    kept[_label(by_sample[sid][axis])] += 1
+            report["coverage"][axis] = {"values": len(planned), "planned_max_min": _ratio(dict(planned)),
+                                        "kept_max_min": _ratio(kept), "planned": dict(planned), "kept": kept}
+    return report
+
+
+def render_report(report: dict[str, Any]) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{100 * x:.1f}%"
+
+    head = Table(title=f"run {report['run_id']}", show_header=False)
+    head.add_row("recipe", str(report["recipe"]))
+    head.add_row("plan items", str(report["plan_items"]))
+    head.add_row("records kept", ", ".join(f"{k} {v}" for k, v in report["records"].items()))
+    head.add_row("records generated", str(report["generated"]))
+    head.add_row("engine requests", str(report["requests"]))
+    head.add_row("schema-valid rate", pct(report["schema_valid_rate"]))
+    head.add_row("duplicate rate", pct(report["duplicate_rate"]))
+    head.add_row("tokens", ", ".join(f"{k} {v}" for k, v in report["tokens"].items()) or "0")
+    head.add_row("cost", f"${report['cost_usd']:.4f}")
+    head.add_row("dead letters", ", ".join(f"{k} {v}" for k, v in report["dead_letters"].items()) or "none")
+    head.add_row("filtered", ", ".join(f"{k} {v}" for k, v in report["filtered"].items()) or "none")
+    cov = Table("stratum axis", "values", "planned max/min", "kept max/min", title="coverage")
+    for axis, c in report["coverage"].items():
+        cov.add_row(axis, str(c["values"]), str(c["planned_max_min"]), str(c["kept_max_min"]))
+    return Group(head, cov)

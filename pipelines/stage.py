@@ -1,0 +1,122 @@
+"""Staging: a run directory, built aside and renamed into place.
+
+The run is assembled under `runs/.<run_id>.partial-<pid>` (hidden from `runs`), and renamed to
+`runs/<run_id>` only once every file, the manifest last, is written. A killed run leaves at most a hidden
+partial directory, removed by the next `generate`; the engine's cache makes the rerun cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from valuecorpus.schemas.layout import DataHome, RunLayout, RunManifest
+from valuecorpus.schemas.records import Record, record_type
+from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample
+
+PARTIAL_MARK = ".partial-"
+
+
+@dataclass
+class RunOutput:
+    """Everything a generation produced, before staging."""
+
+    records: list[Record] = field(default_factory=list)
+    plan: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    filtered: list[FilteredSample] = field(default_factory=list)
+    tokens: dict[str, int] = field(default_factory=dict)
+    cost_usd: float = 0.0
+    models: list[str] = field(default_factory=list)
+    prompt_versions: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_partials(home: DataHome) -> list[Path]:
+    """Remove partial run directories whose process is gone (a killed run)."""
+    removed = []
+    if not home.runs_dir.exists():
+        return removed
+    for p in home.runs_dir.iterdir():
+        if p.name.startswith(".") and PARTIAL_MARK in p.name:
+            pid = p.name.rsplit(PARTIAL_MARK, 1)[1]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    return removed
+
+
+@contextmanager
+def staging(home: DataHome, run_id: str) -> Iterator[RunLayout]:
+    """A layout in a hidden partial directory; renamed to the run's place when the block succeeds."""
+    final = home.run(run_id)
+    if final.path.exists():
+        raise FileExistsError(f"run directory {final.path} already exists")
+    home.runs_dir.mkdir(parents=True, exist_ok=True)
+    partial = RunLayout(home.runs_dir / f".{run_id}{PARTIAL_MARK}{os.getpid()}")
+    if partial.path.exists():
+        shutil.rmtree(partial.path)
+    partial.path.mkdir(parents=True)
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial.path, ignore_errors=True)
+        raise
+    shutil.rmtree(partial.work_dir, ignore_errors=True)
+    os.replace(partial.path, final.path)
+
+
+def write_tables(layout: RunLayout, out: RunOutput, kinds: tuple[str, ...]) -> dict[str, int]:
+    """records/<kind>.parquet (every kind the chain emits, empty ones too), plan, dead letters, filtered."""
+    from valuecorpus.pipelines.planner import write_plan
+    from valuecorpus.schemas.arrow import write_records
+
+    layout.records_dir.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for kind in kinds:
+        rows = sorted((r for r in out.records if r.kind == kind), key=lambda r: r.id)
+        counts[kind] = write_records(layout.records(kind), rows, record_type(kind))
+    write_plan(out.plan, layout.plan)
+    dead = sorted(out.dead_letters, key=lambda d: (d.plan_item or "", d.request_id))
+    write_records(layout.dead_letters, dead, DeadLetter)
+    write_records(layout.filtered, sorted(out.filtered, key=lambda f: f.sample_id), FilteredSample)
+    return counts
+
+
+def stage_run(home: DataHome, run_id: str, recipe: Any, kinds: tuple[str, ...], out: RunOutput,
+              taxonomy_versions: dict[str, str] | None = None, toolkit_version: str = "") -> RunLayout:
+    """Write the run: tables first, the manifest last, then rename the directory into place."""
+    for record in out.records:
+        record.provenance.run_id = run_id
+    with staging(home, run_id) as layout:
+        counts = write_tables(layout, out, kinds)
+        manifest = RunManifest(
+            run_id=run_id, origin="generate", kinds=list(kinds), counts=counts,
+            dead_letters=len(out.dead_letters), filtered=len(out.filtered),
+            recipe=recipe.model_dump(mode="json"), models=out.models, prompt_versions=out.prompt_versions,
+            taxonomy_versions=taxonomy_versions or {}, tokens=out.tokens, cost_usd=round(out.cost_usd, 6),
+            timings={k: round(v, 3) for k, v in out.timings.items()}, toolkit_version=toolkit_version,
+            plan_items=len(out.plan),
+            dead_letter_classes=dict(Counter(d.error_class for d in out.dead_letters)),
+            filtered_by=dict(Counter(f.filter for f in out.filtered)),
+            **out.extra,
+        )
+        layout.write_manifest(manifest)
+    return home.run(run_id)

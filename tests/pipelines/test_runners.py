@@ -1,0 +1,92 @@
+"""Runners give the same run: plain loop, Beam in memory, Beam multi-processing (same ids and content, order
+aside); a killed generate leaves no half run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from valuecorpus.pipelines.engine.fake_server import FakeServer, FakeServerConfig
+from valuecorpus.schemas.layout import DataHome
+
+
+def _content(layout) -> dict[str, list[dict]]:
+    out = {}
+    for name, path in [("dilemma", layout.records("dilemma")), ("plan", layout.plan),
+                       ("dead", layout.dead_letters), ("filtered", layout.filtered)]:
+        rows = pq.read_table(path).to_pylist()
+        for row in rows:
+            if "provenance" in row:
+                row["provenance"]["run_id"] = None
+        out[name] = sorted(rows, key=repr)
+    return out
+
+
+def test_loop_in_memory_and_multi_processing_give_identical_runs(cli, home: Path, fake_llm) -> None:
+    common = ("dilemmas", "--n", "5", "--base-url", fake_llm.base_url, "--model", "fake-model", "--no-progress")
+    runs = {
+        "loop": cli("generate", *common, "--run-id", "loop", "--executor", "loop"),
+        "mem": cli("generate", *common, "--run-id", "mem"),
+        "mp": cli("generate", *common, "--run-id", "mp", "--",
+                  "--direct_running_mode=multi_processing", "--direct_num_workers=2"),
+    }
+    for name, res in runs.items():
+        assert res.code == 0, (name, res.stderr[-3000:])
+    home_ = DataHome(home)
+    contents = {name: _content(home_.run(name)) for name in runs}
+    assert len(contents["mem"]["dilemma"]) >= 3
+    assert contents["loop"] == contents["mem"] == contents["mp"]
+    manifest = home_.run("mp").read_manifest()
+    assert manifest.model_extra["beam_args"] == ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    assert manifest.model_extra["executor"] == "beam"
+
+
+def test_killed_generate_leaves_no_half_run(cli, home: Path) -> None:
+    with FakeServer(FakeServerConfig(latency="400", model="fake-model")) as server:
+        cmd = [sys.executable, "-m", "valuecorpus", "generate", "dilemmas", "--n", "6", "--run-id", "killed",
+               "--base-url", server.base_url, "--model", "fake-model", "--no-progress"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env={**os.environ, "VALUECORPUS_HOME": str(home)})
+        runs = DataHome(home).runs_dir
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.stats()["requests"] == 0:
+            time.sleep(0.2)
+        time.sleep(1.0)  # requests in flight
+        assert proc.poll() is None, "generate finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    leftovers = list(runs.iterdir())
+    assert leftovers and all(p.name.startswith(".killed.") for p in leftovers)  # hidden scratch, no run
+    assert DataHome(home).list_runs() == []
+    listed = cli("runs")
+    assert listed.code == 0 and "killed" not in listed.stdout
+    # the next generate removes the dead run's leftovers and completes
+    with FakeServer(FakeServerConfig(model="fake-model")) as server:
+        res = cli("generate", "dilemmas", "--n", "2", "--run-id", "killed", "--base-url", server.base_url,
+                      "--model", "fake-model", "--no-progress", "--executor", "loop")
+        assert res.code == 0, res.stderr
+    assert [p.name for p in runs.iterdir()] == ["killed"]
+    assert DataHome(home).run("killed").exists()
+
+
+def test_cost_cap_stops_requests_stages_what_was_made_and_exits_with_budget_code(cli, home: Path, fake_llm,
+                                                                                   tmp_path: Path) -> None:
+    from valuecorpus.schemas.errors import BudgetExhausted
+
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("prices: {fake-model: {prompt: 100, completion: 100}}\n", encoding="utf-8")
+    res = cli("generate", "dilemmas", "--n", "4", "--run-id", "capped", "--base-url", fake_llm.base_url,
+              "--model", "fake-model", "--no-progress", "--executor", "loop", "--max-cost", "0.05",
+              env={"VALUECORPUS_SETTINGS": str(settings)})
+    assert res.code == BudgetExhausted.exit_code, res.stderr
+    assert "cost or token cap reached" in res.stderr and "run 'capped' was staged" in res.stderr
+    layout = DataHome(home).run("capped")
+    manifest = layout.read_manifest()
+    assert manifest.model_extra["dead_letter_classes"].get("budget_exhausted", 0) > 0
+    assert manifest.cost_usd <= 0.05
