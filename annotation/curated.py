@@ -7,13 +7,12 @@ Layout of a curated run (origin "curate", parent_runs = [source run]):
 - `curation/originals/<kind>.parquet` — the original of every edited record, keyed by the same id.
 - `curation/decisions.parquet`, `curation/resolutions.parquet` — copied from the source run.
 - `manifest.json` — `annotation` holds the counts and the agreement figures (publish copies them on).
-The run directory is built aside (a hidden directory) and renamed into place: never half-written.
+The run is staged through `DataHome.staging` (built aside, renamed into place): never half-written.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections import Counter
 from typing import Any
@@ -55,68 +54,65 @@ def finalize(home: DataHome, source: RunLayout, resolutions: list[dict[str, Any]
     parent = source.read_manifest()
     run_id = run_id or home.new_run_id(f"{source.run_id[:80]}-curated")
     target = home.run(run_id)
-    if target.path.exists():
-        raise ValueCorpusError(f"run '{run_id}' already exists under {home.runs_dir}")
-    staging = RunLayout(home.runs_dir / f".{run_id}.staging")
-    shutil.rmtree(staging.path, ignore_errors=True)
-    by_kind: dict[str, list[dict[str, Any]]] = {}
-    for r in resolutions:
-        by_kind.setdefault(r["kind"], []).append(r)
-    status_counts = Counter(r["status"] for r in resolutions)
-    outcome = Counter()
-    counts: dict[str, int] = {}
-    for kind, rows in sorted(by_kind.items()):
-        records = {r.id: r for r in read_records(source.records(kind))}
-        kept, originals = [], []
-        for res in rows:
-            rec = records.get(res["sample_id"])
-            if rec is None or res["status"] not in ("resolved", "adjudicated"):
-                outcome["missing" if rec is None else "unresolved"] += 1
-                continue
-            trail = [AnnotatorDecision(**d) for d in json.loads(res["decisions"])]
-            verdict, edits = res["verdict"], json.loads(res["edits"] or "{}")
-            if verdict == "reject":
-                outcome["rejected"] += 1
-                continue
-            if verdict == "needs_edit" and not edits:
-                outcome["needs_edit_without_edit"] += 1  # nothing to apply: not published unedited
-                continue
-            new = apply_edits(rec, edits) if verdict == "needs_edit" else rec
-            if verdict == "needs_edit":
-                originals.append(rec)
-                outcome["edited"] += 1
-            else:
-                outcome["accepted"] += 1
-            prov = new.provenance.model_copy(update={"annotations": [*new.provenance.annotations, *trail]})
-            kept.append(new.model_copy(update={"provenance": prov}))
-        if kept:
-            counts[kind] = write_records(staging.records(kind), kept)
-        if originals:
-            write_records(staging.path / "curation" / "originals" / f"{kind}.parquet", originals)
-    for name in ("decisions.parquet", "resolutions.parquet", "projects.json"):
-        src = projects.curation_dir(source) / name
-        if src.exists():
-            (staging.path / "curation").mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, staging.path / "curation" / name)
-    annotators = {d["annotator"] for d in decisions}
-    stats = {
-        "source_run": source.run_id,
-        "batches": sorted({f"{r['kind']}/{r['batch']}" for r in resolutions}),
-        "samples": len(resolutions), "annotations": len(decisions), "annotators": len(annotators),
-        "status": dict(sorted(status_counts.items())),
-        "accepted": outcome["accepted"], "edited": outcome["edited"], "rejected": outcome["rejected"],
-        "needs_edit_without_edit": outcome["needs_edit_without_edit"], "unresolved": outcome["unresolved"],
-        "missing_records": outcome["missing"],
-        "adjudicated": sum(1 for r in resolutions if r["adjudicated"]),
-        "label_taxonomies": sorted({r.taxonomy for r in projects.load(source).values() if r.taxonomy}),
-        "originals": "curation/originals/<kind>.parquet",
-        "agreement": agreement(decisions),
-    }
-    manifest = RunManifest(
-        run_id=run_id, origin="curate", kinds=sorted(counts), counts=counts, parent_runs=[source.run_id],
-        models=parent.models, prompt_versions=parent.prompt_versions, taxonomy_versions=parent.taxonomy_versions,
-        recipe=parent.recipe, annotation=stats, toolkit_version=parent.toolkit_version,
-    )
-    staging.write_manifest(manifest)
-    os.replace(staging.path, target.path)
+    home.clean_stale_partials()
+    with home.staging(run_id) as staging:
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for r in resolutions:
+            by_kind.setdefault(r["kind"], []).append(r)
+        status_counts = Counter(r["status"] for r in resolutions)
+        outcome = Counter()
+        counts: dict[str, int] = {}
+        for kind, rows in sorted(by_kind.items()):
+            records = {r.id: r for r in read_records(source.records(kind))}
+            kept, originals = [], []
+            for res in rows:
+                rec = records.get(res["sample_id"])
+                if rec is None or res["status"] not in ("resolved", "adjudicated"):
+                    outcome["missing" if rec is None else "unresolved"] += 1
+                    continue
+                trail = [AnnotatorDecision(**d) for d in json.loads(res["decisions"])]
+                verdict, edits = res["verdict"], json.loads(res["edits"] or "{}")
+                if verdict == "reject":
+                    outcome["rejected"] += 1
+                    continue
+                if verdict == "needs_edit" and not edits:
+                    outcome["needs_edit_without_edit"] += 1  # nothing to apply: not published unedited
+                    continue
+                new = apply_edits(rec, edits) if verdict == "needs_edit" else rec
+                if verdict == "needs_edit":
+                    originals.append(rec)
+                    outcome["edited"] += 1
+                else:
+                    outcome["accepted"] += 1
+                prov = new.provenance.model_copy(update={"annotations": [*new.provenance.annotations, *trail]})
+                kept.append(new.model_copy(update={"provenance": prov}))
+            if kept:
+                counts[kind] = write_records(staging.records(kind), kept)
+            if originals:
+                write_records(staging.path / "curation" / "originals" / f"{kind}.parquet", originals)
+        for name in ("decisions.parquet", "resolutions.parquet", "projects.json"):
+            src = projects.curation_dir(source) / name
+            if src.exists():
+                (staging.path / "curation").mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, staging.path / "curation" / name)
+        annotators = {d["annotator"] for d in decisions}
+        stats = {
+            "source_run": source.run_id,
+            "batches": sorted({f"{r['kind']}/{r['batch']}" for r in resolutions}),
+            "samples": len(resolutions), "annotations": len(decisions), "annotators": len(annotators),
+            "status": dict(sorted(status_counts.items())),
+            "accepted": outcome["accepted"], "edited": outcome["edited"], "rejected": outcome["rejected"],
+            "needs_edit_without_edit": outcome["needs_edit_without_edit"], "unresolved": outcome["unresolved"],
+            "missing_records": outcome["missing"],
+            "adjudicated": sum(1 for r in resolutions if r["adjudicated"]),
+            "label_taxonomies": sorted({r.taxonomy for r in projects.load(source).values() if r.taxonomy}),
+            "originals": "curation/originals/<kind>.parquet",
+            "agreement": agreement(decisions),
+        }
+        manifest = RunManifest(
+            run_id=run_id, origin="curate", kinds=sorted(counts), counts=counts, parent_runs=[source.run_id],
+            models=parent.models, prompt_versions=parent.prompt_versions, taxonomy_versions=parent.taxonomy_versions,
+            recipe=parent.recipe, annotation=stats, toolkit_version=parent.toolkit_version,
+        )
+        staging.write_manifest(manifest)
     return target, stats

@@ -18,9 +18,9 @@ from valuecorpus.pipelines.chains.runner import execute, initial_states
 from valuecorpus.pipelines.filters import apply_filters
 from valuecorpus.pipelines.filters.judge import apply_judge
 from valuecorpus.pipelines.planner import coverage, make_plan
-from valuecorpus.pipelines.stage import PARTIAL_MARK, RunOutput, clean_stale_partials, stage_run
+from valuecorpus.pipelines.stage import RunOutput, stage_run
 from valuecorpus.schemas.errors import BudgetExhausted
-from valuecorpus.schemas.layout import DataHome, RunLayout
+from valuecorpus.schemas.layout import PARTIAL_MARK, DataHome, RunLayout
 
 if TYPE_CHECKING:
     from valuecorpus.pipelines.chains.base import Chain, SampleState
@@ -64,7 +64,7 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
     """Run a recipe and stage the run. Raises BudgetExhausted after staging if the cost cap stopped requests."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    clean_stale_partials(home)
+    home.clean_stale_partials()
     run_id = options.run_id or home.new_run_id(recipe.name)
     home.run(run_id)  # validates the id before any work
     chain = chain_class(recipe.kind)(recipe, options.inputs)

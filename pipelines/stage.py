@@ -7,20 +7,13 @@ partial directory, removed by the next `generate`; the engine's cache makes the 
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from valuecorpus.schemas.layout import DataHome, RunLayout, RunManifest
 from valuecorpus.schemas.records import Record, record_type
 from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample
-
-PARTIAL_MARK = ".partial-"
 
 
 @dataclass
@@ -37,50 +30,6 @@ class RunOutput:
     prompt_versions: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def clean_stale_partials(home: DataHome) -> list[Path]:
-    """Remove partial run directories whose process is gone (a killed run)."""
-    removed = []
-    if not home.runs_dir.exists():
-        return removed
-    for p in home.runs_dir.iterdir():
-        if p.name.startswith(".") and PARTIAL_MARK in p.name:
-            pid = p.name.rsplit(PARTIAL_MARK, 1)[1]
-            if pid.isdigit() and not _pid_alive(int(pid)):
-                shutil.rmtree(p, ignore_errors=True)
-                removed.append(p)
-    return removed
-
-
-@contextmanager
-def staging(home: DataHome, run_id: str) -> Iterator[RunLayout]:
-    """A layout in a hidden partial directory; renamed to the run's place when the block succeeds."""
-    final = home.run(run_id)
-    if final.path.exists():
-        raise FileExistsError(f"run directory {final.path} already exists")
-    home.runs_dir.mkdir(parents=True, exist_ok=True)
-    partial = RunLayout(home.runs_dir / f".{run_id}{PARTIAL_MARK}{os.getpid()}")
-    if partial.path.exists():
-        shutil.rmtree(partial.path)
-    partial.path.mkdir(parents=True)
-    try:
-        yield partial
-    except BaseException:
-        shutil.rmtree(partial.path, ignore_errors=True)
-        raise
-    shutil.rmtree(partial.work_dir, ignore_errors=True)
-    os.replace(partial.path, final.path)
 
 
 def write_tables(layout: RunLayout, out: RunOutput, kinds: tuple[str, ...]) -> dict[str, int]:
@@ -105,7 +54,7 @@ def stage_run(home: DataHome, run_id: str, recipe: Any, kinds: tuple[str, ...], 
     """Write the run: tables first, the manifest last, then rename the directory into place."""
     for record in out.records:
         record.provenance.run_id = run_id
-    with staging(home, run_id) as layout:
+    with home.staging(run_id) as layout:
         counts = write_tables(layout, out, kinds)
         manifest = RunManifest(
             run_id=run_id, origin="generate", kinds=list(kinds), counts=counts,

@@ -11,6 +11,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from valuecorpus.schemas.errors import NotFoundError, ValueCorpusError
 
+PARTIAL_MARK = ".partial-"  # runs/.<run_id>.partial-<pid>: a run being staged (hidden from listings)
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 DATASET_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
@@ -206,6 +210,43 @@ class DataHome:
         if not layout.exists():
             raise NotFoundError(f"run '{ref}' not found under {self.runs_dir} (or incomplete: no manifest.json)")
         return layout
+
+    @contextmanager
+    def staging(self, run_id: str) -> Iterator[RunLayout]:
+        """Stage a run atomically: the block writes into a hidden partial directory (manifest last), which is
+        renamed to `runs/<run_id>` when the block succeeds and removed when it fails. A kill leaves only the
+        hidden directory, which `clean_stale_partials` removes later. An existing run is never touched."""
+        final = self.run(run_id)
+        if final.path.exists():
+            raise ValueCorpusError(f"run '{run_id}' already exists at {final.path}")
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        partial = RunLayout(self.runs_dir / f".{run_id}{PARTIAL_MARK}{os.getpid()}")
+        shutil.rmtree(partial.path, ignore_errors=True)
+        partial.path.mkdir()
+        try:
+            yield partial
+            shutil.rmtree(partial.work_dir, ignore_errors=True)
+            try:
+                os.rename(partial.path, final.path)  # refuses a non-empty target: two stagings never merge
+            except OSError:
+                if final.path.exists():
+                    raise ValueCorpusError(f"run '{run_id}' already exists at {final.path}") from None
+                raise
+        except BaseException:
+            shutil.rmtree(partial.path, ignore_errors=True)
+            raise
+
+    def clean_stale_partials(self) -> list[Path]:
+        """Remove partial run directories whose process is gone (a killed import, generation or curation)."""
+        removed: list[Path] = []
+        if not self.runs_dir.exists():
+            return removed
+        for path in self.runs_dir.iterdir():
+            pid = path.name.rsplit(PARTIAL_MARK, 1)[-1] if PARTIAL_MARK in path.name else ""
+            if path.name.startswith(".") and pid.isdigit() and not pid_alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        return removed
 
     def new_run_id(self, prefix: str) -> str:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
