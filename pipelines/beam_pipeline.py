@@ -14,17 +14,16 @@ untouched (e.g. `--direct_running_mode=multi_processing --direct_num_workers=2`,
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
 from valuecorpus.pipelines.chains.base import Chain, SampleState
 from valuecorpus.pipelines.chains.runner import apply, finish, prepare
-from valuecorpus.pipelines.engine.types import GenerationRequest, GenerationResult
+from valuecorpus.pipelines.engine.beam import Generate, close_engines
+from valuecorpus.pipelines.engine.types import GenerationResult
 from valuecorpus.pipelines.filters import apply_filters
 from valuecorpus.schemas.records import RECORD_TYPES
 from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample
@@ -32,63 +31,6 @@ from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample
 if TYPE_CHECKING:
     from valuecorpus.pipelines.engine.config import EngineConfig
 
-BATCH = 256  # requests per engine call in a worker (the engine bounds concurrency inside it)
-
-
-_ENGINES: dict[str, Any] = {}  # one engine per worker process and config: the local model loads once
-
-
-def _engine(config: EngineConfig, progress: bool) -> Any:
-    from valuecorpus.pipelines.engine.core import Engine
-
-    key = config.model_dump_json()
-    if key not in _ENGINES:
-        prog = None
-        if progress:
-            from valuecorpus.pipelines.engine.progress import Progress
-
-            prog = Progress()
-        _ENGINES[key] = Engine(config, progress=prog)
-    return _ENGINES[key]
-
-
-class _GenerateBatch(beam.DoFn):
-    """Each batch of requests is one `generate` call of the worker's engine. The progress display shows only
-    in the launching process (the in-memory runner), never in worker processes."""
-
-    def __init__(self, config: EngineConfig, label: str, progress: bool) -> None:
-        self.config, self.label = config, label
-        self.progress_pid = os.getpid() if progress else None
-        self.requests = Metrics.counter("engine", "requests")
-        self.cached = Metrics.counter("engine", "cached")
-        self.failed = Metrics.counter("engine", "dead_letters")
-
-    def setup(self) -> None:
-        self.engine = _engine(self.config, self.progress_pid == os.getpid())
-
-    def process(self, batch: list[GenerationRequest]) -> Any:
-        if self.engine.progress is not None:
-            self.engine.progress.label = self.label
-        for outcome in self.engine.generate(batch):
-            self.requests.inc()
-            if isinstance(outcome, DeadLetter):
-                self.failed.inc()
-            elif outcome.cached:
-                self.cached.inc()
-            yield outcome
-
-
-class Generate(beam.PTransform):
-    """Requests → outcomes (results and dead letters), one per request."""
-
-    def __init__(self, config: EngineConfig, label: str = "generate", progress: bool = False) -> None:
-        super().__init__()
-        self.config, self.label, self.progress = config, label, progress
-
-    def expand(self, requests: Any) -> Any:
-        return (requests
-                | "Batch" >> beam.BatchElements(min_batch_size=BATCH, max_batch_size=BATCH)
-                | "Engine" >> beam.ParDo(_GenerateBatch(self.config, self.label, self.progress)))
 
 
 def _sample_of(outcome: GenerationResult | DeadLetter) -> str:
@@ -126,7 +68,10 @@ class RunStep(beam.PTransform):
         prepared = states | "BuildRequests" >> beam.Map(lambda s: prepare(chain.steps()[index], s))
         outcomes = (prepared
                     | "Requests" >> beam.FlatMap(lambda p: p[1])
-                    | "Generate" >> Generate(self.config, chain.step_names()[index], self.progress)
+                    | "Generate" >> Generate(self.config, redistribute=False, label=chain.step_names()[index],
+                                             progress=self.progress))
+        outcomes = ((outcomes.results, outcomes.dead_letters)
+                    | "Outcomes" >> beam.Flatten()
                     | "KeyOutcomes" >> beam.Map(lambda o: (_sample_of(o), o)))
         keyed = prepared | "KeyStates" >> beam.Map(lambda p: (p[0].sample_id, p))
         return ({"state": keyed, "out": outcomes}
@@ -218,9 +163,7 @@ def run_beam(chain: Chain, plan: list[dict[str, Any]], config: EngineConfig, bea
          | "WriteShards" >> beam.io.WriteToParquet(str(work_dir / "part"), schema, file_name_suffix=".parquet"))
     result = pipeline.run()
     result.wait_until_finish()
-    for engine in _ENGINES.values():  # the in-memory runner's engines: flush the cache, free the model
-        engine.close()
-    _ENGINES.clear()
+    close_engines()  # the in-memory runner's engines: flush the cache, free the model
     stats = _engine_stats(result)
     tables = _read_shards(work_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
