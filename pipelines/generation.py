@@ -67,6 +67,9 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
     home.clean_stale_partials()
     run_id = options.run_id or home.new_run_id(recipe.name)
     home.run(run_id)  # validates the id before any work
+    if config.max_cost_usd is not None or config.max_tokens_total is not None:
+        # one cap for the whole run, however many Beam worker processes spend against it
+        config = config.model_copy(update={"budget_scope": config.budget_scope or f"run:{run_id}"})
     chain = chain_class(recipe.kind)(recipe, options.inputs)
     plan = make_plan(recipe, chain.extra_axes(), chain.planned_count())
     timings["plan_s"] = time.perf_counter() - started
