@@ -31,6 +31,7 @@ def test_local_model_is_constrained_by_the_schema(tmp_path: Path) -> None:
     assert isinstance(constrained, GenerationResult), constrained
     assert constrained.parsed["value"] in SCHEMA["properties"]["value"]["enum"]  # never "safety"
     assert constrained.endpoint_kind == "local" and constrained.usage.completion_tokens > 0
+    assert constrained.model and "/" not in constrained.model  # a model name, not the GGUF path on this machine
     assert isinstance(free, GenerationResult) and free.content.strip() and free.parsed is None
     with Engine(config) as engine:  # the local model's answers are cached like any other
         again = engine.generate(requests)

@@ -56,7 +56,8 @@ class LocalBackend:
             data = llm.create_chat_completion(messages=body["messages"], **kwargs)
         except ValueError as err:  # e.g. the prompt does not fit the context window
             raise AttemptError("local_model", f"the local model refused the request: {err}") from None
-        return completion_from_json(data, self.model)
+        # llama.cpp reports the GGUF file path as the model: records name the model, not this machine's folders
+        return completion_from_json({**data, "model": self.model}, self.model)
 
     async def complete(self, body: dict[str, Any], timeout: float) -> Completion:
         # no timeout: a running llama.cpp call cannot be interrupted, and the thread serialises calls anyway
