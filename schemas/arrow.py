@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from valuecorpus.schemas.errors import ValueCorpusError
-from valuecorpus.schemas.records import RECORD_TYPES, Record
+from valuecorpus.schemas.records import RECORD_TYPES
 from valuecorpus.schemas.records.base import JsonBlob, canonical_json
 
 JSON_META = {b"valuecorpus.json": b"true"}
@@ -154,11 +154,15 @@ def from_table(table: pa.Table, model: type[BaseModel] | None = None) -> list[An
     return [row_to_record(model, row) for row in table.to_pylist()]
 
 
-def model_of(schema: pa.Schema) -> type[Record]:
+def model_of(schema: pa.Schema) -> type[BaseModel]:
+    """The model a Parquet file holds: a record kind, or a run's side table (dead letters, filtered)."""
+    from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample
+
     kind = (schema.metadata or {}).get(KIND_META, b"").decode()
-    if kind not in RECORD_TYPES:
+    known: dict[str, type[BaseModel]] = {**RECORD_TYPES, "DeadLetter": DeadLetter, "FilteredSample": FilteredSample}
+    if kind not in known:
         raise ValueCorpusError(f"Parquet schema names no known record kind ('{kind}')")
-    return RECORD_TYPES[kind]
+    return known[kind]
 
 
 def write_records(path: str | Path, records: list[BaseModel], model: type[BaseModel] | None = None) -> int:

@@ -163,3 +163,15 @@ def test_fingerprint_is_the_same_after_a_parquet_round_trip(kind: str, tmp_path:
     model = RECORD_TYPES[kind]
     pq.write_table(to_table([], model), tmp_path / "empty.parquet")
     assert schema_fingerprint(pq.read_schema(tmp_path / "empty.parquet")) == schema_fingerprint(arrow_schema(model))
+
+
+def test_side_tables_read_back_without_naming_their_model(tmp_path: Path) -> None:
+    from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample
+
+    dead = [DeadLetter(request_id="r1", error_class="timeout", reason="no answer in 30 s", attempts=3)]
+    filtered = [FilteredSample(sample_id="s1", kind="dilemma", filter="near_duplicate", reason="0.91 ≥ 0.8",
+                               matched_id="s0", score=0.91)]
+    write_records(tmp_path / "dead.parquet", dead, DeadLetter)
+    write_records(tmp_path / "filtered.parquet", filtered, FilteredSample)
+    assert read_records(tmp_path / "dead.parquet") == dead
+    assert read_records(tmp_path / "filtered.parquet") == filtered
