@@ -46,6 +46,12 @@ def _apply(node: Any, limit: int) -> None:
             _apply(value, limit)
 
 
+def bound_chars(schema: dict[str, Any], max_chars: int) -> dict[str, Any]:
+    """Bound every free string to `max_chars` (in place; returns the schema)."""
+    _apply(schema, max_chars)
+    return schema
+
+
 def bound_strings(schema: dict[str, Any], max_tokens: int, max_chars: int | None = None) -> dict[str, Any]:
     """Set maxLength on every free string (in place; returns the schema)."""
     slots = max(1, _slots(schema))

@@ -88,22 +88,6 @@ class ReasonsOut(BaseModel):
     reasons: list[str]
 
 
-def _bounded(schema: dict[str, Any], max_chars: int) -> dict[str, Any]:
-    """Bound every free string to max_chars (other chains use it; `bounds.bound_strings` also fits the
-    step's max_tokens)."""
-    if isinstance(schema, dict):
-        if schema.get("type") == "string" and "enum" not in schema:
-            schema.setdefault("minLength", 2)
-            schema.setdefault("maxLength", max_chars)
-        for v in schema.values():
-            if isinstance(v, dict | list):
-                _bounded(v, max_chars)
-    elif isinstance(schema, list):
-        for v in schema:
-            _bounded(v, max_chars)
-    return schema
-
-
 def _sentence(text: str, end: str = ".") -> str:
     text = " ".join(text.split()).strip()
     if text and text[-1] not in ".!?":

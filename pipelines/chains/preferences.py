@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from valuecorpus.pipelines.chains.base import Chain, SampleState, Step
-from valuecorpus.pipelines.chains.dilemmas import _bounded
+from valuecorpus.pipelines.chains.bounds import bound_chars
 from valuecorpus.pipelines.engine.types import GenerationRequest, GenerationResult
 from valuecorpus.pipelines.style_checks import StyleBounds, length_ratio, style_problem
 from valuecorpus.schemas.jsonschema import constrain, model_json_schema
@@ -96,7 +96,7 @@ class QuestionStep(Step):
         state.data["topic"] = topic
         variables = {"topic": topic.replace("_", " "), "position": topics()[topic]["position"],
                      "language": _language(state)}
-        return [self.request(state, variables, _bounded(model_json_schema(QuestionOut), 300))]
+        return [self.request(state, variables, bound_chars(model_json_schema(QuestionOut), 300))]
 
     def absorb(self, state: SampleState, results: list[GenerationResult]) -> SampleState:
         state.data["question"] = " ".join(QuestionOut.model_validate(results[0].parsed).question.split())
@@ -111,7 +111,7 @@ class ResponsesStep(Step):
 
     def requests(self, state: SampleState) -> list[GenerationRequest]:
         p = self.chain.params
-        schema = _bounded(model_json_schema(ResponseOut), p.words * 12)
+        schema = bound_chars(model_json_schema(ResponseOut), p.words * 12)
         return [self.request(state, {"question": state.data["question"], "side": text, "words": p.words,
                                      "language": _language(state)}, schema, index=i)
                 for i, text in enumerate(sides(state, p)["texts"])]

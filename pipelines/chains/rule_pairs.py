@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from valuecorpus.pipelines.chains.base import Chain, SampleState, Step
-from valuecorpus.pipelines.chains.dilemmas import _bounded
+from valuecorpus.pipelines.chains.bounds import bound_chars
 from valuecorpus.pipelines.engine.types import GenerationRequest, GenerationResult
 from valuecorpus.schemas.errors import RecipeError
 from valuecorpus.schemas.jsonschema import model_json_schema
@@ -103,7 +103,7 @@ class ContradictionStep(Step):
 
     def requests(self, state: SampleState) -> list[GenerationRequest]:
         pair = state.plan_item["rule_pair"]
-        schema = _bounded(model_json_schema(ConflictOut), self.chain.params.text_max_chars)
+        schema = bound_chars(model_json_schema(ConflictOut), self.chain.params.text_max_chars)
         return [self.request(state, {"rule_1": pair["rule_1"]["rule"], "rule_2": pair["rule_2"]["rule"]}, schema)]
 
     def absorb(self, state: SampleState, results: list[GenerationResult]) -> SampleState:
@@ -122,7 +122,7 @@ class SceneStep(Step):
         if state.data.get("conflict") != 1:
             return []
         pair, lang = state.plan_item["rule_pair"], _language(state)
-        schema = _bounded(model_json_schema(SceneOut), self.chain.params.text_max_chars)
+        schema = bound_chars(model_json_schema(SceneOut), self.chain.params.text_max_chars)
         return [self.request(state, {"rule_1": _rule_text(pair["rule_1"], lang),
                                      "rule_2": _rule_text(pair["rule_2"], lang),
                                      "conflict": state.data.get("conflict_reason", ""),

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from valuecorpus.pipelines.chains.base import Chain, SampleState, Step
-from valuecorpus.pipelines.chains.dilemmas import _bounded
+from valuecorpus.pipelines.chains.bounds import bound_chars
 from valuecorpus.pipelines.engine.types import GenerationRequest, GenerationResult
 from valuecorpus.schemas.jsonschema import constrain, model_json_schema
 from valuecorpus.schemas.records import Record, ValueRule
@@ -113,7 +113,7 @@ class SceneStep(Step):
     def requests(self, state: SampleState) -> list[GenerationRequest]:
         topic, seed = seed_scene(state.plan_item)
         state.data.update(topic=topic, seed=seed)
-        schema = _bounded(model_json_schema(SceneOut), self.chain.params.text_max_chars * 2)
+        schema = bound_chars(model_json_schema(SceneOut), self.chain.params.text_max_chars * 2)
         return [self.request(state, _vars(state, topic=topic.replace("_", " "), seed=seed), schema)]
 
     def absorb(self, state: SampleState, results: list[GenerationResult]) -> SampleState:
@@ -123,7 +123,7 @@ class SceneStep(Step):
 
 class _RuleWriting(Step):
     def schema(self) -> dict[str, Any]:
-        return _bounded(model_json_schema(RuleOut), self.chain.params.text_max_chars)
+        return bound_chars(model_json_schema(RuleOut), self.chain.params.text_max_chars)
 
     def store(self, state: SampleState, result: GenerationResult) -> None:
         out = RuleOut.model_validate(result.parsed)
@@ -162,7 +162,7 @@ class RelevanceStep(Step):
     template = "value_rules/relevance"
 
     def requests(self, state: SampleState) -> list[GenerationRequest]:
-        schema = _bounded(model_json_schema(RelevanceOut), self.chain.params.text_max_chars)
+        schema = bound_chars(model_json_schema(RelevanceOut), self.chain.params.text_max_chars)
         return [self.request(state, _vars(state, rule=state.data["rule"], framework=framework_listing()), schema)]
 
     def absorb(self, state: SampleState, results: list[GenerationResult]) -> SampleState:
@@ -207,7 +207,7 @@ class LabelStep(Step):
     def requests(self, state: SampleState) -> list[GenerationRequest]:
         if _skipped(state):
             return []
-        schema = _bounded(model_json_schema(LabelOut), self.chain.params.text_max_chars)
+        schema = bound_chars(model_json_schema(LabelOut), self.chain.params.text_max_chars)
         return [self.request(state, _vars(state, rule=state.data["rule"]), schema)]
 
     def absorb(self, state: SampleState, results: list[GenerationResult]) -> SampleState:
@@ -242,7 +242,7 @@ class TranslateStep(Step):
         if _skipped(state) or not self.chain.params.translate:
             return []
         target = "en" if _language(state) == "zh" else "zh"
-        schema = _bounded(model_json_schema(TranslationOut), self.chain.params.text_max_chars * 2)
+        schema = bound_chars(model_json_schema(TranslationOut), self.chain.params.text_max_chars * 2)
         return [self.request(state, {"rule": state.data["rule"], "target": LANGUAGE_NAMES[target]}, schema)]
 
     def absorb(self, state: SampleState, results: list[GenerationResult]) -> SampleState:
