@@ -9,6 +9,7 @@ executor runs them. Both executors call `runner.prepare` / `runner.apply` around
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -166,3 +167,9 @@ class Chain(ABC):
 
     def record_id(self, state: SampleState, index: Any = None) -> str:
         return state.sample_id if index is None else stable_id(state.sample_id, index)
+
+
+def strata_problems(recipe: Any, axis: str, allowed: Collection[str], message: str) -> list[tuple[str, str]]:
+    """(key path, problem) for each value of `recipe.strata.<axis>` not in `allowed`; `message` has `{value}`."""
+    values = getattr(recipe.strata, axis) or []
+    return [(f"strata.{axis}[{i}]", message.format(value=v)) for i, v in enumerate(values) if v not in allowed]

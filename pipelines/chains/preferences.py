@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from valuecorpus.pipelines.chains.base import Chain, SampleState, Step
+from valuecorpus.pipelines.chains.base import Chain, SampleState, Step, strata_problems
 from valuecorpus.pipelines.chains.bounds import bound_chars
 from valuecorpus.pipelines.engine.types import GenerationRequest, GenerationResult
 from valuecorpus.pipelines.style_checks import StyleBounds, length_ratio, style_problem
@@ -154,15 +154,9 @@ class PreferencePairChain(Chain):
 
     @classmethod
     def validate_recipe(cls, recipe: Any) -> list[tuple[str, str]]:
-        problems = []
-        for i, topic in enumerate(recipe.strata.topic_groups or []):
-            if topic not in topics():
-                problems.append((f"strata.topic_groups[{i}]",
-                                 f"unknown topic '{topic}' (known: {', '.join(sorted(topics()))})"))
-        for i, lang in enumerate(recipe.strata.languages or []):
-            if lang not in LANGUAGE_NAMES:
-                problems.append((f"strata.languages[{i}]", f"unsupported language '{lang}' (en or zh)"))
-        return problems
+        known = ", ".join(sorted(topics()))
+        return [*strata_problems(recipe, "topic_groups", topics(), "unknown topic '{value}' (known: " + known + ")"),
+                *strata_problems(recipe, "languages", LANGUAGE_NAMES, "unsupported language '{value}' (en or zh)")]
 
     def finish(self, state: SampleState) -> list[Record]:
         d = state.data

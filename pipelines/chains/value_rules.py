@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from valuecorpus.pipelines.chains.base import Chain, SampleState, Step
+from valuecorpus.pipelines.chains.base import Chain, SampleState, Step, strata_problems
 from valuecorpus.pipelines.chains.bounds import bound_chars
 from valuecorpus.pipelines.engine.types import GenerationRequest, GenerationResult
 from valuecorpus.schemas.jsonschema import constrain, model_json_schema
@@ -296,13 +296,9 @@ class ValueRuleChain(Chain):
         problems = []
         if recipe.taxonomy not in (None, TAXONOMY):
             problems.append(("taxonomy", f"the value_rules chain classifies into '{TAXONOMY}'"))
-        for i, topic in enumerate(recipe.strata.topic_groups or []):
-            if topic not in scenes():
-                problems.append((f"strata.topic_groups[{i}]",
-                                 f"unknown scene topic '{topic}' (known: {', '.join(sorted(scenes()))})"))
-        for i, lang in enumerate(recipe.strata.languages or []):
-            if lang not in LANGUAGES:
-                problems.append((f"strata.languages[{i}]", f"unsupported language '{lang}' (zh or en)"))
+        topic = "unknown scene topic '{value}' (known: " + ", ".join(sorted(scenes())) + ")"
+        problems += strata_problems(recipe, "topic_groups", scenes(), topic)
+        problems += strata_problems(recipe, "languages", LANGUAGES, "unsupported language '{value}' (zh or en)")
         return problems
 
     def provenance(self, state: SampleState) -> Any:

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from valuecorpus.schemas.errors import InputFileError, TaxonomyError
+from valuecorpus.schemas.errors import TaxonomyError
 from valuecorpus.schemas.importers.base import (
     ImportContext,
     ImportResult,
@@ -74,10 +74,7 @@ def import_path(path: Path) -> ImportResult:
         ctx = ImportContext(result, file)
         kind = classify(data)
         if kind == "taxonomy":
-            reason = f"source of the taxonomy '{TAXONOMY}', not records"
-            if path.is_file():
-                raise InputFileError(file, None, reason)
-            result.skipped.append((file, reason))
+            result.skip_taxonomy_source(path, file, TAXONOMY)
             continue
         if kind is None:
             raise ctx.fail(

@@ -48,6 +48,13 @@ class ImportResult:
     def counts(self) -> dict[str, int]:
         return {kind: len(rows) for kind, rows in sorted(self.records.items())}
 
+    def skip_taxonomy_source(self, requested: Path, file: Path, taxonomy: str) -> None:
+        """A taxonomy's source file inside a corpus folder is passed over (recorded); asked for alone, an error."""
+        reason = f"source of the taxonomy '{taxonomy}', not records"
+        if requested.is_file():
+            raise InputFileError(file, None, reason)
+        self.skipped.append((file, reason))
+
 
 @dataclass
 class ImportContext:
@@ -203,3 +210,13 @@ def expand(path: Path, suffixes: tuple[str, ...]) -> list[Path]:
     if not found:
         raise ValueCorpusError(f"{path}: no {' or '.join(suffixes)} files found")
     return found
+
+
+def import_json_files(path: Path, source_dataset: str, read: Callable[[ImportContext, Any], Iterable[Record]]
+                      ) -> ImportResult:
+    """Every `.json` file under `path` through `read(ctx, data)`, in sorted order."""
+    result = ImportResult(source_dataset)
+    for file in expand(path, (".json",)):
+        result.add(read(ImportContext(result, file), read_json(file)))
+        result.source_files.append(file)
+    return result

@@ -71,10 +71,7 @@ def import_path(path: Path) -> ImportResult:
     for file in files:
         kind = classify(file)
         if kind == "taxonomy":
-            reason = f"source of the taxonomy '{VALUES_TAXONOMY}', not records"
-            if path.is_file():
-                raise InputFileError(file, None, reason)
-            result.skipped.append((file, reason))
+            result.skip_taxonomy_source(path, file, VALUES_TAXONOMY)
             continue
         ctx = ImportContext(result, file)
         dilemmas = read_situations(ctx) if kind == "situations" else read_detail(ctx)

@@ -11,19 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from valuecorpus.schemas.importers.base import ImportContext, ImportResult, expand, read_json
+from valuecorpus.schemas.importers.base import ImportContext, ImportResult, import_json_files
 from valuecorpus.schemas.records import Outcome
 
 SOURCE_DATASET = "emergent_values"
 
 
 def import_path(path: Path) -> ImportResult:
-    result = ImportResult(SOURCE_DATASET)
-    for file in expand(path, (".json",)):
-        ctx = ImportContext(result, file)
-        result.add(outcomes(ctx, read_json(file)))
-        result.source_files.append(file)
-    return result
+    return import_json_files(path, SOURCE_DATASET, outcomes)
 
 
 def outcomes(ctx: ImportContext, data: Any) -> list[Outcome]:

@@ -24,10 +24,9 @@ from typing import Any
 from valuecorpus.schemas.importers.base import (
     ImportContext,
     ImportResult,
-    expand,
     expect_list,
+    import_json_files,
     obj_keys,
-    read_json,
 )
 from valuecorpus.schemas.records import (
     AggregatedEdge,
@@ -68,12 +67,7 @@ def voter_pseudonym(user_id: Any) -> str:
 
 
 def import_path(path: Path) -> ImportResult:
-    result = ImportResult(SOURCE_DATASET)
-    for file in expand(path, (".json",)):
-        ctx = ImportContext(result, file)
-        result.add(read_file(ctx, read_json(file)))
-        result.source_files.append(file)
-    return result
+    return import_json_files(path, SOURCE_DATASET, read_file)
 
 
 def read_file(ctx: ImportContext, data: Any) -> list[Record]:
