@@ -215,3 +215,11 @@ def test_cli_error_is_one_line_and_stages_nothing(reference_data: Path, tmp_path
     assert str(path) in lines[0] and all(w in lines[0] for w in words)
     assert "Traceback" not in result.stderr
     assert _runs_left(home) == []
+
+
+@pytest.mark.parametrize("kind,source", [("dailydilemmas", "daily_dilemmas/values.csv"),
+                                         ("agent_valuebench", "agent_valuebench/value_systems.json")])
+def test_a_taxonomy_source_asked_for_alone_is_an_error(reference_data: Path, kind: str, source: str) -> None:
+    with pytest.raises(InputFileError, match="source of the taxonomy") as err:
+        import_path(kind, reference_data / source)
+    assert source.split("/")[-1] in str(err.value)
