@@ -53,7 +53,10 @@ class EngineConfig(BaseModel):
     adaptive: bool = Field(True, description="AIMD: back off on 429/503 and on rising latency")
     timeout_s: float = Field(120.0, gt=0, description="per attempt")
     max_attempts: int = Field(5, ge=1)
-    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_base_s: float = Field(0.5, ge=0, description="first wait after a 429/503 (the server is full), "
+                                  "doubling per attempt with full jitter; Retry-After is a floor")
+    transient_backoff_s: float = Field(0.1, ge=0, description="first wait after another 5xx, a dropped connection, "
+                                       "a timeout or a garbled answer (nothing says the server is full), doubling")
     backoff_max_s: float = Field(30.0, ge=0)
     cache_dir: str | None = Field(None, description="folder of the durable cache; None = no cache")
     refresh: bool = Field(False, description="ignore cached answers (new answers still overwrite the cache)")

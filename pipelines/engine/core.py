@@ -8,8 +8,9 @@ schema compilation, per-request logging and per-request cache transactions.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,9 @@ from valuecorpus.pipelines.engine.attempts import OVERLOAD, AttemptError, backof
 from valuecorpus.pipelines.engine.backends import Backend, Completion
 from valuecorpus.pipelines.engine.cache import ResponseCache, cache_key
 from valuecorpus.pipelines.engine.config import EngineConfig
+from valuecorpus.pipelines.engine.gc_tuning import fewer_collections
 from valuecorpus.pipelines.engine.limits import AdaptiveLimiter, TokenBucket
+from valuecorpus.pipelines.engine.probe import verify_endpoint
 from valuecorpus.pipelines.engine.structured import (
     CompiledSchema,
     compile_schema,
@@ -31,6 +34,7 @@ from valuecorpus.schemas.errors import BudgetExhausted, EndpointError
 from valuecorpus.schemas.run_tables import DeadLetter
 
 _PARSE_CLASSES = {"invalid_json", "schema"}
+_CHUNK = 256  # requests prepared and looked up in the cache at a time
 
 
 def _construct(cls: type[Any], values: dict[str, Any]) -> Any:
@@ -119,7 +123,8 @@ class Engine:
     async def agenerate(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> list[Outcome]:
         started = time.perf_counter()
         try:
-            outcomes = await self._run(requests)
+            with fewer_collections():
+                outcomes = await self._run(requests)
         finally:
             self._answered.clear()
             self.budget.release()
@@ -221,37 +226,23 @@ class Engine:
 
     # ------------------------------------------------------------------ the run
     async def _run(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> list[Outcome]:
-        items = [self._prepare(i, r) for i, r in enumerate(requests)]
-        self.stats.requests += len(items)
-        outcomes: list[Outcome | None] = [None] * len(items)
-        hits: dict[str, dict[str, Any]] = {}
+        raw = list(requests)
+        self.stats.requests += len(raw)
+        outcomes: list[Outcome | None] = [None] * len(raw)
         if self.dialect is None and self.cache is not None:  # a probe done before costs nothing now
             self.dialect = self.cache.get_probe(self._endpoint_id)
-        if self.cache is not None and not self.config.refresh and items:
-            hits = await asyncio.to_thread(self.cache.get_many, [it.key for it in items])
-        misses: list[_Item] = []
-        for it in items:
-            hit = hits.get(it.key)
-            if hit is None:
-                misses.append(it)
-                continue
-            self.stats.cached += 1
-            comp = Completion(hit["c"], hit["p"], hit["k"], hit["m"], hit.get("f"))
-            outcomes[it.index] = self._finish(it, comp, hit.get("a", 1), True, 0.0, hit.get("d", 0.0),
-                                                    hit.get("e") or self.dialect or self.config.endpoint_kind)
         if self.progress is not None:
-            self.progress.start(len(items), self.stats)
-            for o in outcomes:
-                if o is not None:
-                    self.progress.advance(o)
-        watcher = None
-        if misses:
+            self.progress.start(len(raw), self.stats)
+        # requests are prepared and looked up in the cache a chunk at a time, as the workers need them: the
+        # first request goes out after one chunk, not after all N, and preparation overlaps the network wait
+        misses = self._misses(raw, outcomes)
+        first = next(misses, None)
+        if first is not None:
             self._ensure_backend()
             assert self._limiter is not None
-            if self.config.adaptive:
-                watcher = asyncio.ensure_future(self._limiter.watch_loop_lag())
+            watcher = asyncio.ensure_future(self._limiter.watch_loop_lag()) if self.config.adaptive else None
             try:
-                await self._send(misses, outcomes)
+                await self._send(first, misses, outcomes)
             finally:
                 if watcher is not None:
                     watcher.cancel()
@@ -260,25 +251,48 @@ class Engine:
         assert all(o is not None for o in outcomes)
         return outcomes  # type: ignore[return-value]
 
-    async def _send(self, misses: list[_Item], outcomes: list[Outcome | None]) -> None:
+    def _misses(self, raw: list[GenerationRequest | dict[str, Any]], outcomes: list[Outcome | None]) -> Iterator[_Item]:
+        """The requests the cache cannot answer, prepared lazily; cached ones are finished on the way."""
+        lookup = self.cache is not None and not self.config.refresh
+        for start in range(0, len(raw), _CHUNK):
+            chunk: list[_Item] = []
+            for i, request in enumerate(raw[start : start + _CHUNK], start):
+                try:
+                    chunk.append(self._prepare(i, request))
+                except (ValueError, TypeError) as err:  # one malformed request is its own dead letter
+                    outcomes[i] = self._invalid(request, err)
+            hits = self.cache.get_many([it.key for it in chunk]) if lookup else {}  # type: ignore[union-attr]
+            for it in chunk:
+                hit = hits.get(it.key)
+                if hit is None:
+                    yield it
+                    continue
+                self.stats.cached += 1
+                comp = Completion(hit["c"], hit["p"], hit["k"], hit["m"], hit.get("f"))
+                outcome = self._finish(it, comp, hit.get("a", 1), True, 0.0, hit.get("d", 0.0),
+                                       hit.get("e") or self.dialect or self.config.endpoint_kind)
+                outcomes[it.index] = outcome
+                if self.progress is not None:
+                    self.progress.advance(outcome)
+
+    async def _send(self, first: _Item, misses: Iterator[_Item], outcomes: list[Outcome | None]) -> None:
         assert self._backend is not None
         await self._ensure_dialect(self._backend)
-        if not self._verified:  # the first request goes alone: a wrong key or URL costs one request, not C
-            outcomes[misses[0].index] = await self._guarded(misses[0])
+        if not self._verified:
+            self._verified = await verify_endpoint(self._backend, self.config.model)
+        if not self._verified:  # no free check said yes: a wrong key or URL costs one request, not C
+            outcomes[first.index] = await self._guarded(first)
             self._verified = self.fatal is None
-            misses = misses[1:]
-        if not misses:
-            return
-        pending = iter(misses)
+        else:
+            misses = itertools.chain((first,), misses)
 
         async def worker() -> None:
-            for it in pending:  # one shared iterator: each item is taken by exactly one worker
+            for it in misses:  # one shared iterator: each item is taken by exactly one worker
                 outcomes[it.index] = await self._guarded(it)
 
         # a pool of workers rather than one task per request: twice the window, so requests waiting out a
         # backoff do not leave slots idle, and no task for each of 10,000 requests
-        workers = min(len(misses), 2 * self.config.max_in_flight + 16)
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        await asyncio.gather(*(worker() for _ in range(min(len(outcomes), 2 * self.config.max_in_flight + 16))))
 
     async def _guarded(self, it: _Item) -> Outcome:
         try:
@@ -358,7 +372,7 @@ class Engine:
         try:
             while True:
                 attempt += 1
-                await limiter.acquire()
+                await limiter.acquire(retry=attempt > 1)
                 try:
                     if self.fatal is not None:
                         raise _attempted(AttemptError(self.fatal.error_class, self.fatal.reason,
@@ -397,7 +411,9 @@ class Engine:
                     self.fatal = self.fatal or error
                 if error.fatal or not error.retryable or attempt >= cfg.max_attempts:
                     raise _attempted(error, attempt)
-                await asyncio.sleep(backoff_delay(attempt, cfg.backoff_base_s, cfg.backoff_max_s, error.retry_after))
+                # a full server is given time; a lost or garbled answer is asked again soon
+                base = cfg.backoff_base_s if error.http_status in OVERLOAD else cfg.transient_backoff_s
+                await asyncio.sleep(backoff_delay(attempt, base, cfg.backoff_max_s, error.retry_after))
         finally:
             budget.settle(reservation)
 
@@ -422,6 +438,19 @@ class Engine:
             "cost_usd": cost, "model": comp.model, "endpoint_kind": dialect, "cache_key": it.key, "cached": cached,
             "attempts": attempts, "latency_s": latency, "metadata": it.request.metadata,
         })
+
+    def _invalid(self, request: Any, err: Exception) -> DeadLetter:
+        self.stats.dead_letters["invalid_request"] += 1
+        rid = request.get("request_id") if isinstance(request, dict) else getattr(request, "request_id", None)
+        reason = " ".join(str(err).split())[:500]
+        dead = _construct(DeadLetter, {
+            "request_id": str(rid), "stage": "generate", "attempts": 0, "error_class": "invalid_request",
+            "http_status": None, "reason": f"the request is malformed: {reason}", "raw_output": None,
+            "plan_item": None,
+        })
+        if self.progress is not None:
+            self.progress.advance(dead)
+        return dead
 
     def _dead_from(self, it: _Item, err: AttemptError, attempts: int) -> DeadLetter:
         stage = "parse" if err.error_class in _PARSE_CLASSES else "generate"

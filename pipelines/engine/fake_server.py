@@ -137,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--responses", type=Path, help="JSON file of canned responses (see fake_server_content)")
     p.add_argument("--api-key", help="require this key (Bearer); 401 otherwise. Default: any key or none")
     p.add_argument("--model", default="fake-model")
+    p.add_argument("--public-models", action="store_true", help="serve /v1/models without the key (llama.cpp)")
     p.add_argument("--prompt-tokens", type=int)
     p.add_argument("--completion-tokens", type=int)
     p.add_argument("--structured", choices=STRUCTURED_MODES, default="all")
@@ -157,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         config = FakeServerConfig(
             port=args.port, latency=args.latency if args.latency else args.latency_ms, faults=args.faults,
             fault_mode=args.fault_mode, seed=args.seed, responses=args.responses, api_key=api_key,
-            model=args.model, prompt_tokens=args.prompt_tokens, completion_tokens=args.completion_tokens,
+            model=args.model, public_models=args.public_models, prompt_tokens=args.prompt_tokens,
+            completion_tokens=args.completion_tokens,
             structured=args.structured, retry_after_s=args.retry_after, hang_s=args.hang_s,
             saturate_at=args.saturate_at, max_inflight=args.max_inflight, batch_delay_s=args.batch_delay,
             batch_fail_rate=args.batch_fail_rate, batch_fail_match=args.batch_fail_match)

@@ -55,6 +55,8 @@ class FakeServerConfig:
     generated answer."""
     api_key: str | None = None
     model: str = "fake-model"
+    public_models: bool = False
+    """Serve /v1/models without the key, as llama.cpp's server does."""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     """Reported token counts; None = estimated as characters / 4."""
@@ -172,7 +174,8 @@ class ServerApp:
                 return self.chat(req, conn)
             if path in ("/stats", "/reset", "/health"):
                 return self.control(req, conn, path)
-            if self.auth is not None and req.headers.get(b"authorization") != self.auth:
+            public = self.config.public_models and path.startswith("/v1/models")
+            if self.auth is not None and not public and req.headers.get(b"authorization") != self.auth:
                 return self.reply(conn, path, "401", 401, _UNAUTHORIZED)
             result, route = self.resource(req, path)
             if result is _UNHANDLED:

@@ -23,13 +23,14 @@ class AdaptiveLimiter:
         latency_factor: float = 0.8,
         latency_tolerance: float = 3.0,
         min_latency_rise_s: float = 0.05,
-        overload_share: float = 0.15,
+        overload_share: float = 0.25,
     ) -> None:
         self.max = max_in_flight
         self.limit = float(max_in_flight)
         self.adaptive = adaptive
         self.in_flight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._retries: deque[asyncio.Future[None]] = deque()
         self._backoff = backoff_factor
         self._latency_factor = latency_factor
         self._tolerance = latency_tolerance
@@ -54,19 +55,22 @@ class AdaptiveLimiter:
             lag = max(0.0, loop.time() - start - interval_s)
             self.loop_lag = self.loop_lag * 0.7 + lag * 0.3
 
-    async def acquire(self) -> None:
-        if self.in_flight < int(self.limit) and not self._waiters:
+    async def acquire(self, retry: bool = False) -> None:
+        """A slot in the window. A retry goes before fresh requests: it has waited once already, and the run
+        cannot end before its slowest retry chain does."""
+        if self.in_flight < int(self.limit) and not self._waiters and not self._retries:
             self.in_flight += 1
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        queue = self._retries if retry else self._waiters
+        queue.append(fut)
         try:
             await fut
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
                 self.release()  # the slot was handed over just before the cancel
             else:
-                self._waiters.remove(fut)
+                queue.remove(fut)
             raise
 
     def release(self) -> None:
@@ -74,8 +78,8 @@ class AdaptiveLimiter:
         self._wake()
 
     def _wake(self) -> None:
-        while self._waiters and self.in_flight < max(1, int(self.limit)):
-            fut = self._waiters.popleft()
+        while (self._retries or self._waiters) and self.in_flight < max(1, int(self.limit)):
+            fut = (self._retries or self._waiters).popleft()
             if not fut.done():
                 self.in_flight += 1
                 fut.set_result(None)

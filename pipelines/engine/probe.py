@@ -1,4 +1,9 @@
-"""`dialect="auto"`: find out once per endpoint how it accepts a JSON Schema (the answer is cached).
+"""What the engine asks an endpoint before its first real request.
+
+`verify_endpoint`: does the endpoint accept the key and serve the model? Asked of `GET /models`, which costs
+nothing and answers at once, so a run need not send its first paid request alone to find out.
+
+`dialect="auto"`: find out once per endpoint how it accepts a JSON Schema (the answer is cached).
 
 Order: a server that names itself (vLLM in /models, api.openai.com) is taken at its word; otherwise the OpenAI
 `json_schema` form is tried, then llama.cpp's `json_object` + `schema`, and the prompt fallback is what remains.
@@ -59,3 +64,19 @@ async def detect_dialect(backend: Backend, model: str, timeout: float) -> str:
         if await _works(backend, model, dialect, timeout):
             return dialect
     return "prompt"
+
+
+async def verify_endpoint(backend: Backend, model: str) -> bool:
+    """True when `GET /models` accepts the key and lists `model`: every request may go at once. False when it
+    cannot tell (no such route, a server that lists other names, or that serves /models without a key, as
+    llama.cpp does): the caller then sends its first request alone. A rejected key raises `EndpointError`."""
+    if getattr(backend, "kind", "") == "local":
+        return True
+    try:
+        models = await backend.list_models()
+    except AttemptError as err:
+        if err.fatal and err.http_status in (401, 403):
+            raise EndpointError(f"{getattr(backend, 'base_url', 'endpoint')}: {err.reason}") from None
+        return False
+    ids = {str(m.get("id")) for m in models if isinstance(m, dict)}
+    return model in ids

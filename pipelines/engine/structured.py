@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema_rs
 import orjson
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
+from jsonschema.exceptions import SchemaError, best_match
 
 from valuecorpus.pipelines.engine.attempts import AttemptError
 
@@ -43,7 +43,10 @@ def compile_schema(schema: dict[str, Any]) -> CompiledSchema:
     text = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS).decode()
     compiled = _by_text.get(text)
     if compiled is None:
-        Draft202012Validator.check_schema(schema)
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as err:
+            raise ValueError(f"not a valid JSON Schema: {err.message}") from None
         compiled = CompiledSchema(schema, text, jsonschema_rs.validator_for(schema), Draft202012Validator(schema))
         if len(_by_text) > 1024:  # a long-lived worker seeing ever-new schemas: start over
             _by_text.clear()

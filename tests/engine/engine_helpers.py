@@ -68,7 +68,8 @@ class FakeServerProcess:
 def http_config(server: FakeServerProcess, tmp_path: Path | None, **overrides: Any) -> EngineConfig:
     values: dict[str, Any] = {
         "backend": "openai", "base_url": server.base_url, "model": "fake-model", "dialect": "openai",
-        "max_in_flight": 16, "timeout_s": 5.0, "max_attempts": 4, "backoff_base_s": 0.02, "backoff_max_s": 0.2,
+        "max_in_flight": 16, "timeout_s": 5.0, "max_attempts": 4,
+        "backoff_base_s": 0.02, "transient_backoff_s": 0.02, "backoff_max_s": 0.2,
         "cache_dir": str(tmp_path / "cache") if tmp_path is not None else None,
     }
     values.update(overrides)

@@ -71,7 +71,29 @@ def test_wrong_api_key_fails_fast_with_a_clear_message(fake_server, tmp_path: Pa
     assert "401" in message and "openai_api_key" in message and "OPENAI_API_KEY" in message
     assert "wrong-key-123" not in message and "wrong-key-123" not in repr(config)
     assert "wrong-key-123" not in config.model_dump_json()
-    assert server.chat_requests() == 1  # the first request goes alone: no fan-out, no retries
+    assert server.chat_requests() == 0  # GET /models refused the key: no request was sent at all
+
+
+def test_first_request_goes_alone_when_models_cannot_vouch_for_the_key(fake_server, tmp_path: Path) -> None:
+    # llama.cpp serves /models to anyone, and this server does not list the configured model either
+    server = fake_server("--api-key", "right-key", "--public-models")
+    config = http_config(server, tmp_path, api_key="wrong-key-123", max_in_flight=64, model="not-listed")
+    with Engine(config) as engine, pytest.raises(EndpointError) as err:
+        engine.generate(make_requests(50))
+    assert "401" in str(err.value)
+    assert server.chat_requests() == 1  # the first request went alone: no fan-out, no retries
+
+
+def test_a_listed_model_and_an_accepted_key_skip_the_lone_first_request(fake_server, tmp_path: Path) -> None:
+    server = fake_server("--api-key", "right-key", "--latency-ms", "1000")
+    config = http_config(server, tmp_path, api_key="right-key", max_in_flight=64)
+    started = time.monotonic()
+    with Engine(config) as engine:
+        outcomes = engine.generate(make_requests(20))
+    assert all(isinstance(o, GenerationResult) for o in outcomes)
+    # one round of 1 s, not two: every request went at once
+    assert time.monotonic() - started < 1.8
+    assert server.stats()["by_path"].get("/v1/models") == 1
 
 
 def test_bad_request_is_not_retried(fake_server, tmp_path: Path) -> None:

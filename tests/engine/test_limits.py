@@ -18,8 +18,9 @@ def test_backs_off_when_latency_rises_without_429(fake_server, tmp_path: Path) -
         outcomes = engine.generate(make_requests(600))
         limiter = engine._limiter
     assert all(isinstance(o, GenerationResult) for o in outcomes)
-    assert limiter is not None and limiter.cuts >= 1
-    assert limiter.limit <= 40  # from 64: the server is at its best around 8
+    assert limiter is not None and limiter.cuts >= 2
+    # from 64 it settles where latency is about 3 × the unloaded baseline (some 35-50 here), never back at 64
+    assert limiter.limit < 60
 
 
 def test_backs_off_on_429_and_every_request_succeeds(fake_server, tmp_path: Path) -> None:
