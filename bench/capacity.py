@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bench.common import fake_server, load
+from bench.common import fake_server, load, server_cpu_s
 
 LUA = Path(__file__).with_name("wrk_chat.lua")
 
@@ -39,9 +39,9 @@ def run(seconds: int = 10, asked: float = 1280.0) -> dict[str, Any]:
     with fake_server() as server:
         url = server.base_url + "/chat/completions"
         wrk(url, 16, 2)  # warm-up: compile the schema once, fill caches
-        cpu0 = server.cpu_s()
+        cpu0 = server_cpu_s(server)
         result["no_latency"] = wrk(url, 64, seconds)
-        result["no_latency"]["server_cpu_s"] = round(server.cpu_s() - cpu0, 2)
+        result["no_latency"]["server_cpu_s"] = round(server_cpu_s(server) - cpu0, 2)
     with fake_server("--latency-ms", "200") as server:
         result["latency_200ms"] = wrk(server.base_url + "/chat/completions", 2048, seconds)
     best = max(result["no_latency"]["req_per_s"], result["latency_200ms"]["req_per_s"])

@@ -1,13 +1,16 @@
 """The engine inside Beam: `Generate(config)` turns a PCollection of `GenerationRequest` into `results` and
 `dead_letters`. Each worker process shares one engine per config across steps (a local model loads once);
-elements are buffered per bundle and run concurrently on the engine's event loop, so one worker keeps hundreds
-of requests in flight."""
+elements are submitted in batches to the engine's loop thread without waiting for earlier batches, so one
+worker keeps hundreds of requests in flight and the window never drains between batches."""
 
 from __future__ import annotations
 
 import atexit
 import os
+import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import apache_beam as beam
@@ -23,6 +26,7 @@ RESULTS = "results"
 DEAD_LETTERS = "dead_letters"
 
 
+_ENGINES_LOCK = threading.Lock()
 _ENGINES: dict[str, Any] = {}  # one engine per worker process and config: a local model loads once, not per step
 
 
@@ -37,28 +41,35 @@ def _engine(config: EngineConfig, progress: bool) -> Any:
     from valuecorpus.pipelines.engine.core import Engine
 
     key = config.model_dump_json()
-    if not _ENGINES:
-        atexit.register(close_engines)
-    if key not in _ENGINES:
-        display = None
-        if progress:
-            from valuecorpus.pipelines.engine.progress import Progress
+    with _ENGINES_LOCK:  # the in-memory runner sets up a DoFn per worker thread, at the same time
+        if not _ENGINES:
+            atexit.register(close_engines)
+        if key not in _ENGINES:
+            display = None
+            if progress:
+                from valuecorpus.pipelines.engine.progress import Progress
 
-            display = Progress()
-        _ENGINES[key] = Engine(config.model_copy(update={"progress": False}), progress=display)
-    return _ENGINES[key]
+                display = Progress()
+            _ENGINES[key] = Engine(config.model_copy(update={"progress": False}), progress=display)
+        return _ENGINES[key]
 
 
 class _GenerateFn(beam.DoFn):
-    def __init__(self, config: EngineConfig, batch_size: int, label: str, progress: bool) -> None:
+    """Buffers `batch_size` requests, submits them to the engine's loop thread and goes on reading: up to
+    `max_pending` batches are in flight at once, in one window, and their outcomes are emitted in order as
+    they complete. `finish_bundle` waits for the rest: every request of a bundle has its outcome in it."""
+
+    def __init__(self, config: EngineConfig, batch_size: int, max_pending: int, label: str, progress: bool) -> None:
         # the config (API key included) travels pickled to the workers, like any worker credential
         self._config = config
         self._batch_size = batch_size
+        self._max_pending = max_pending
         self._label = label
         # the progress display belongs to the launching process (in-memory runner), never to worker processes
         self._progress_pid = os.getpid() if progress else None
         self._engine: Any = None
         self._buffer: list[tuple[Any, Any, Any]] = []
+        self._pending: deque[tuple[Future[list[Any]], list[tuple[Any, Any, Any]]]] = deque()
         self._requests = Metrics.counter("engine", "requests")
         self._cached = Metrics.counter("engine", "cached")
         self._failed = Metrics.counter("engine", "dead_letters")
@@ -68,46 +79,58 @@ class _GenerateFn(beam.DoFn):
 
     def start_bundle(self) -> None:
         self._buffer = []
+        self._pending = deque()
 
     def process(self, request: Any, timestamp: Any = beam.DoFn.TimestampParam,
                 window: Any = beam.DoFn.WindowParam) -> Iterator[Any]:
         self._buffer.append((request, timestamp, window))
         if len(self._buffer) >= self._batch_size:
-            yield from self._flush()
+            self._submit()
+        yield from self._collect(all_of_them=False)
 
     def finish_bundle(self) -> Iterator[Any]:
-        yield from self._flush()
+        self._submit()
+        yield from self._collect(all_of_them=True)
 
-    def _flush(self) -> Iterator[Any]:
+    def _submit(self) -> None:
         if not self._buffer:
             return
-        buffered, self._buffer = self._buffer, []
+        batch, self._buffer = self._buffer, []
         if self._engine.progress is not None:
             self._engine.progress.label = self._label
-        outcomes = self._engine.generate([item[0] for item in buffered])
-        for (_, ts, window), outcome in zip(buffered, outcomes, strict=True):
-            ts = MIN_TIMESTAMP if ts is None else ts
-            value = WindowedValue(outcome, ts, [window if window is not None else GlobalWindow()])
-            self._requests.inc()
-            if isinstance(outcome, GenerationResult):
-                if outcome.cached:
-                    self._cached.inc()
-                yield value
-            else:
-                self._failed.inc()
-                yield beam.pvalue.TaggedOutput(DEAD_LETTERS, value)
+        self._pending.append((self._engine.submit([item[0] for item in batch]), batch))
+
+    def _collect(self, all_of_them: bool) -> Iterator[Any]:
+        """Emit finished batches in order; block only when too many are in flight (or at the bundle's end)."""
+        while self._pending and (all_of_them or len(self._pending) > self._max_pending or self._pending[0][0].done()):
+            future, batch = self._pending.popleft()
+            outcomes = future.result()
+            for (_, ts, window), outcome in zip(batch, outcomes, strict=True):
+                ts = MIN_TIMESTAMP if ts is None else ts
+                value = WindowedValue(outcome, ts, [window if window is not None else GlobalWindow()])
+                self._requests.inc()
+                if isinstance(outcome, GenerationResult):
+                    if outcome.cached:
+                        self._cached.inc()
+                    yield value
+                else:
+                    self._failed.inc()
+                    yield beam.pvalue.TaggedOutput(DEAD_LETTERS, value)
+
 
 class Generate(beam.PTransform):
     """PCollection[GenerationRequest] → tagged outputs `results` (GenerationResult) and `dead_letters`
-    (DeadLetter); exactly one outcome per request. `batch_size` bounds the requests buffered per worker
-    (default: 4 × max_in_flight); `redistribute` spreads the requests over workers first. Engine counters go to
-    Beam metrics (namespace `engine`); `progress` shows the display in the launching process only."""
+    (DeadLetter); exactly one outcome per request. Each worker submits batches of `batch_size` requests
+    (default: max_in_flight) to its engine without waiting, up to `max_pending` batches at once, so the window
+    never drains between batches. `redistribute` spreads the requests over workers first. Engine counters go
+    to Beam metrics (namespace `engine`); `progress` shows the display in the launching process only."""
 
     def __init__(self, config: EngineConfig, batch_size: int | None = None, redistribute: bool = True,
-                 label: str = "generate", progress: bool = False) -> None:
+                 label: str = "generate", progress: bool = False, max_pending: int = 4) -> None:
         super().__init__()
         self.config = config
-        self.batch_size = batch_size or max(64, 4 * config.max_in_flight)
+        self.batch_size = batch_size or max(16, config.max_in_flight)
+        self.max_pending = max(1, max_pending)
         self.redistribute = redistribute
         self.label, self.progress = label, progress
 
@@ -115,6 +138,6 @@ class Generate(beam.PTransform):
         if self.redistribute:
             requests = requests | "Redistribute" >> beam.Reshuffle()
         return requests | "CallModel" >> beam.ParDo(
-            _GenerateFn(self.config, self.batch_size, self.label, self.progress)).with_outputs(
+            _GenerateFn(self.config, self.batch_size, self.max_pending, self.label, self.progress)).with_outputs(
             DEAD_LETTERS, main=RESULTS
         )

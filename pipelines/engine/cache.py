@@ -48,7 +48,17 @@ def connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=60.0, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA busy_timeout=60000")
-    conn.execute("PRAGMA journal_mode=WAL")
+    # switching to WAL takes a lock that the busy timeout does not wait for: only the first connection to a new
+    # file switches, and it retries while another process is doing the same
+    for attempt in range(50):
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:
+            if attempt == 49:
+                raise
+            time.sleep(0.05)
     conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed batch survives a process kill
     conn.executescript(_SCHEMA)
     return conn
@@ -77,7 +87,8 @@ class ResponseCache:
         self._read = connect(self.path)
         self._interval = commit_interval_s
         self._batch = commit_batch
-        self._queue: queue.SimpleQueue[tuple[str, str, str, float, bytes] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, str, str, float, bytes] | threading.Event | None] = (
+            queue.SimpleQueue())
         self._writer: threading.Thread | None = None
         self._error: BaseException | None = None
         self._closed = False
@@ -114,50 +125,65 @@ class ResponseCache:
     def _write_loop(self) -> None:
         conn = connect(self.path)
         try:
-            done = False
-            while not done:
+            stop = False
+            while not stop:
                 item = self._queue.get()
-                if item is None:
-                    break
-                rows = [item]
+                rows: list[tuple[str, str, str, float, bytes]] = []
+                barriers: list[threading.Event] = []
                 deadline = time.monotonic() + self._interval
-                while len(rows) < self._batch:
+                while True:
+                    if item is None:
+                        stop = True
+                        break
+                    if isinstance(item, threading.Event):  # flush(): commit what came before it, now
+                        barriers.append(item)
+                        break
+                    rows.append(item)
                     timeout = deadline - time.monotonic()
-                    if timeout <= 0:
+                    if len(rows) >= self._batch or timeout <= 0:
                         break
                     try:
-                        nxt = self._queue.get(timeout=timeout)
+                        item = self._queue.get(timeout=timeout)
                     except queue.Empty:
                         break
-                    if nxt is None:
-                        done = True
-                        break
-                    rows.append(nxt)
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(
-                    "INSERT OR REPLACE INTO answers(key, model, endpoint, created, value) VALUES (?,?,?,?,?)", rows
-                )
-                conn.execute("COMMIT")
+                try:
+                    if rows:
+                        conn.execute("BEGIN IMMEDIATE")
+                        conn.executemany("INSERT OR REPLACE INTO answers(key, model, endpoint, created, value) "
+                                         "VALUES (?,?,?,?,?)", rows)
+                        conn.execute("COMMIT")
+                finally:
+                    for barrier in barriers:
+                        barrier.set()
         except BaseException as exc:  # surfaced on the next put() / flush()
             self._error = exc
         finally:
             conn.close()
 
     def flush(self) -> None:
-        """Commit everything queued so far (stops the writer; the next put starts a new one)."""
-        if self._writer is not None:
-            self._queue.put(None)
-            self._writer.join()
-            self._writer = None
+        """Commit everything queued so far. The writer keeps running: other runs of the same engine (Beam
+        bundles on the engine's thread) may be putting answers at the same time."""
+        writer = self._writer
+        if writer is not None:
+            done = threading.Event()
+            self._queue.put(done)
+            while not done.wait(0.5):
+                if not writer.is_alive():
+                    break
         if self._error is not None:
             raise RuntimeError(f"cache writer failed: {self._error}") from self._error
 
     def close(self) -> None:
         if self._closed:
             return
-        self.flush()
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+            self._writer = None
         self._read.close()
         self._closed = True
+        if self._error is not None:
+            raise RuntimeError(f"cache writer failed: {self._error}") from self._error
 
     # ---- maintenance (the `valuecorpus cache` command)
     def stats(self) -> CacheStats:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from valuecorpus.pipelines.engine.accounting import Budget, EngineStats, estimate_prompt_tokens
 from valuecorpus.pipelines.engine.attempts import OVERLOAD, AttemptError, backoff_delay
@@ -33,7 +35,11 @@ from valuecorpus.pipelines.engine.types import GenerationRequest, GenerationResu
 from valuecorpus.schemas.errors import BudgetExhausted, EndpointError
 from valuecorpus.schemas.run_tables import DeadLetter
 
+if TYPE_CHECKING:
+    from valuecorpus.pipelines.engine.background import LoopThread
+
 _PARSE_CLASSES = {"invalid_json", "schema"}
+_THREAD_LOCK = threading.Lock()
 _CHUNK = 256  # requests prepared and looked up in the cache at a time
 
 
@@ -100,6 +106,7 @@ class Engine:
         self._backend: Backend | None = None
         self._backend_loop: asyncio.AbstractEventLoop | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: LoopThread | None = None
         self._verified = config.backend == "local"
         self._limiter: AdaptiveLimiter | None = None
         self._rpm = TokenBucket(config.rpm) if config.rpm else None
@@ -135,6 +142,16 @@ class Engine:
             raise EndpointError(f"{self.config.base_url or 'endpoint'}: {self.fatal.reason}")
         return outcomes
 
+    def submit(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> Future[list[Outcome]]:
+        """Non-blocking: runs the requests on the engine's own loop thread and returns a future of their outcomes.
+        Batches submitted while others are in flight share the same window, pool, cache and budget."""
+        with _THREAD_LOCK:  # Beam may submit from several worker threads
+            if self._thread is None:
+                from valuecorpus.pipelines.engine.background import LoopThread
+
+                self._thread = LoopThread()
+        return self._thread.submit(self.agenerate(list(requests)))
+
     def batch_bodies(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Chat-completions bodies (by cache key) of the requests the cache cannot answer: Batch API input."""
         items = [self._prepare(i, r) for i, r in enumerate(requests)]
@@ -159,6 +176,10 @@ class Engine:
             raise BudgetExhausted(self.budget.summary())
 
     def close(self) -> None:
+        if self._thread is not None:
+            self._thread.call(self.aclose())
+            self._thread.stop()
+            self._thread = None
         if self._backend is not None:
             loop = self._backend_loop
             if loop is not None and not loop.is_closed() and not loop.is_running():
@@ -174,8 +195,8 @@ class Engine:
         if self._backend is not None:
             await self._backend.aclose()
             self._backend = None
-        if self.cache is not None:
-            await asyncio.to_thread(self.cache.close)
+        if self.cache is not None:  # in place, not in a thread: at interpreter exit there is no executor
+            self.cache.close()
         self.budget.close()
 
     def __enter__(self) -> Engine:

@@ -35,26 +35,26 @@ _by_text: dict[str, CompiledSchema] = {}
 
 
 def compile_schema(schema: dict[str, Any]) -> CompiledSchema:
-    """Compile once per distinct schema: by identity first (free), then by canonical text (each request
-    usually carries its own copy of the same schema)."""
+    """Compile once per distinct schema: by identity first (free, for callers that share one schema object),
+    then by canonical text (requests that each carry their own copy of the same schema)."""
     hit = _by_id.get(id(schema))
     if hit is not None and hit.schema is schema:
         return hit
     text = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS).decode()
     compiled = _by_text.get(text)
-    if compiled is None:
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as err:
-            raise ValueError(f"not a valid JSON Schema: {err.message}") from None
-        compiled = CompiledSchema(schema, text, jsonschema_rs.validator_for(schema), Draft202012Validator(schema))
-        if len(_by_text) > 1024:  # a long-lived worker seeing ever-new schemas: start over
-            _by_text.clear()
-        _by_text[text] = compiled
-    if len(_by_id) > 65536:
+    if compiled is not None:
+        return compiled  # a copy: not remembered by identity, so per-request copies are not kept alive
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as err:
+        raise ValueError(f"not a valid JSON Schema: {err.message}") from None
+    compiled = CompiledSchema(schema, text, jsonschema_rs.validator_for(schema), Draft202012Validator(schema))
+    if len(_by_text) > 1024:  # a long-lived worker seeing ever-new schemas: start over
+        _by_text.clear()
         _by_id.clear()
+    _by_text[text] = compiled
     # the entry holds this very object, so its id cannot be reused by another while it is cached
-    _by_id[id(schema)] = CompiledSchema(schema, compiled.text, compiled.validator, compiled.explainer)
+    _by_id[id(schema)] = compiled
     return compiled
 
 

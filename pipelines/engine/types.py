@@ -5,9 +5,9 @@ Exactly one outcome per request, always: requests = results + dead letters.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SkipValidation
 
 from valuecorpus.schemas.run_tables import DeadLetter
 
@@ -27,7 +27,10 @@ class GenerationParams(BaseModel):
 class GenerationRequest(BaseModel):
     request_id: str = Field(description="stable: derived from the plan item and step, so reruns hit the cache")
     messages: list[Message]
-    json_schema: dict[str, Any] | None = Field(None, description="structured output; None = free text")
+    # not copied on validation: requests that share one schema object are compiled once, by identity (the
+    # engine checks the schema itself when it compiles it)
+    json_schema: Annotated[dict[str, Any] | None, SkipValidation] = Field(
+        None, description="structured output; None = free text")
     params: GenerationParams = Field(default_factory=GenerationParams)
     metadata: dict[str, Any] = Field(default_factory=dict, description="passed through untouched to the outcome")
 

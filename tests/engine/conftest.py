@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import FakeServerProcess
+
+from valuecorpus.pipelines.engine.fake_server_process import FakeServerProcess
 
 
 @pytest.fixture
-def fake_server(tmp_path: Path) -> Iterator[Any]:
+def fake_server() -> Iterator[Any]:
     """`fake_server(*cli_args)` starts a fake server; all are stopped at the end of the test."""
     started: list[FakeServerProcess] = []
 
     def start(*args: str) -> FakeServerProcess:
-        server = FakeServerProcess(tmp_path, *args)
+        server = FakeServerProcess(*args)
         started.append(server)
         return server
 
