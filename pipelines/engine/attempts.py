@@ -75,7 +75,11 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def backoff_delay(attempt: int, base_s: float, max_s: float, retry_after: float | None) -> float:
-    """Exponential backoff with full jitter; a server's Retry-After is a floor, never shortened."""
+    """Exponential backoff with full jitter. A server that says when to come back (Retry-After) knows better
+    than any formula: its wait is kept, never shortened, spread by up to 5 % so a burst of 429s does not come
+    back as one burst; it is not stretched further by the exponential (as the openai SDK does too)."""
+    if retry_after is not None and retry_after <= max(max_s, 60.0):
+        return retry_after * random.uniform(1.0, 1.05)
     delay = random.uniform(0, min(max_s, base_s * (2 ** (attempt - 1))))
     if retry_after is not None:
         delay = max(delay, retry_after)

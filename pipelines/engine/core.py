@@ -390,6 +390,7 @@ class Engine:
         limiter, backend, budget, cfg = self._limiter, self._backend, self.budget, self.config
         reservation = None
         attempt = 0
+        strikes = {True: 0, False: 0}  # failures so far, overload and other: each kind backs off on its own
         try:
             while True:
                 attempt += 1
@@ -432,9 +433,12 @@ class Engine:
                     self.fatal = self.fatal or error
                 if error.fatal or not error.retryable or attempt >= cfg.max_attempts:
                     raise _attempted(error, attempt)
-                # a full server is given time; a lost or garbled answer is asked again soon
-                base = cfg.backoff_base_s if error.http_status in OVERLOAD else cfg.transient_backoff_s
-                await asyncio.sleep(backoff_delay(attempt, base, cfg.backoff_max_s, error.retry_after))
+                # a full server is given time; a lost or garbled answer is asked again soon. The wait doubles
+                # with repeats of the same signal: a timeout earlier does not make the first 503 wait longer
+                overload = error.http_status in OVERLOAD
+                strikes[overload] += 1
+                base = cfg.backoff_base_s if overload else cfg.transient_backoff_s
+                await asyncio.sleep(backoff_delay(strikes[overload], base, cfg.backoff_max_s, error.retry_after))
         finally:
             budget.settle(reservation)
 
