@@ -1,7 +1,7 @@
 """The engine: cache → budget → limits → backend → retry → parse & check, the same code for every backend and for
 Beam and plain Python. Exactly one outcome (a `GenerationResult` or a `DeadLetter`) per request, in input order.
 
-The hot path avoids per-request pydantic validation (outcomes are built with `model_construct`), per-request
+The hot path avoids per-request pydantic validation (outcomes are built directly, see `outcomes.py`), per-request
 schema compilation, per-request logging and per-request cache transactions.
 """
 
@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from valuecorpus.pipelines.engine.accounting import Budget, EngineStats, estimate_prompt_tokens
@@ -23,50 +22,26 @@ from valuecorpus.pipelines.engine.cache import ResponseCache, cache_key
 from valuecorpus.pipelines.engine.config import EngineConfig
 from valuecorpus.pipelines.engine.gc_tuning import fewer_collections
 from valuecorpus.pipelines.engine.limits import AdaptiveLimiter, TokenBucket
+from valuecorpus.pipelines.engine.outcomes import PARSE_CLASSES, Item, Outcomes
 from valuecorpus.pipelines.engine.probe import verify_endpoint
 from valuecorpus.pipelines.engine.structured import (
-    CompiledSchema,
     compile_schema,
-    parse_output,
     repair_messages,
     shape_body,
 )
-from valuecorpus.pipelines.engine.types import GenerationRequest, GenerationResult, Outcome, Usage
+from valuecorpus.pipelines.engine.types import GenerationRequest, Outcome
 from valuecorpus.schemas.errors import BudgetExhausted, EndpointError
 from valuecorpus.schemas.run_tables import DeadLetter
 
 if TYPE_CHECKING:
     from valuecorpus.pipelines.engine.background import LoopThread
 
-_PARSE_CLASSES = {"invalid_json", "schema"}
 _THREAD_LOCK = threading.Lock()
 _CHUNK = 256  # requests prepared and looked up in the cache at a time
 
 
-def _construct(cls: type[Any], values: dict[str, Any]) -> Any:
-    """A pydantic model from values the engine built itself (all fields, right types): what `model_construct`
-    does, without its per-field loop (a third of the engine's own CPU per request)."""
-    obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
-    return obj
-
-
 class _BudgetStop(Exception):
     """No new request may start: the next one could exceed the cap."""
-
-
-@dataclass(slots=True)
-class _Item:
-    index: int
-    request: GenerationRequest
-    key: str
-    messages: list[dict[str, str]]
-    params: dict[str, Any]
-    compiled: CompiledSchema | None
-    prompt_estimate: int
 
 
 def make_backend(config: EngineConfig) -> Backend:
@@ -93,6 +68,7 @@ class Engine:
         self.config = config
         self.stats = EngineStats()
         self.budget = Budget(config, self.stats)
+        self.outcomes = Outcomes(self.stats, config.raw_output_chars)
         self.cache = ResponseCache(config.cache_dir) if config.cache_dir else None
         if progress is None and config.progress is not False:
             from valuecorpus.pipelines.engine.progress import Progress
@@ -167,7 +143,7 @@ class Engine:
             self._loop.run_until_complete(probe())
         return {it.key: self._body(it) for it in todo}
 
-    def _body(self, it: _Item) -> dict[str, Any]:
+    def _body(self, it: Item) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.config.model, "messages": it.messages, **it.params}
         return shape_body(body, self.dialect or self.config.endpoint_kind, it.compiled)
 
@@ -206,7 +182,7 @@ class Engine:
         self.close()
 
     # ------------------------------------------------------------------ preparation
-    def _prepare(self, index: int, request: GenerationRequest | dict[str, Any]) -> _Item:
+    def _prepare(self, index: int, request: GenerationRequest | dict[str, Any]) -> Item:
         req = request if isinstance(request, GenerationRequest) else GenerationRequest.model_validate(request)
         messages = [{"role": m.role, "content": m.content} for m in req.messages]
         p = req.params
@@ -219,7 +195,7 @@ class Engine:
         key = cache_key(self.config.endpoint_kind, self.config.model, messages, params,
                         compiled.text if compiled is not None else None)
         chars = sum(len(m["content"]) for m in messages) + (len(compiled.text) if compiled is not None else 0)
-        return _Item(index, req, key, messages, params, compiled, estimate_prompt_tokens(chars))
+        return Item(index, req, key, messages, params, compiled, estimate_prompt_tokens(chars))
 
     def _ensure_backend(self) -> Backend:
         loop = asyncio.get_running_loop()
@@ -272,16 +248,18 @@ class Engine:
         assert all(o is not None for o in outcomes)
         return outcomes  # type: ignore[return-value]
 
-    def _misses(self, raw: list[GenerationRequest | dict[str, Any]], outcomes: list[Outcome | None]) -> Iterator[_Item]:
+    def _misses(self, raw: list[GenerationRequest | dict[str, Any]], outcomes: list[Outcome | None]) -> Iterator[Item]:
         """The requests the cache cannot answer, prepared lazily; cached ones are finished on the way."""
         lookup = self.cache is not None and not self.config.refresh
         for start in range(0, len(raw), _CHUNK):
-            chunk: list[_Item] = []
+            chunk: list[Item] = []
             for i, request in enumerate(raw[start : start + _CHUNK], start):
                 try:
                     chunk.append(self._prepare(i, request))
                 except (ValueError, TypeError) as err:  # one malformed request is its own dead letter
-                    outcomes[i] = self._invalid(request, err)
+                    outcomes[i] = dead = self.outcomes.invalid(request, err)
+                    if self.progress is not None:
+                        self.progress.advance(dead)
             hits = self.cache.get_many([it.key for it in chunk]) if lookup else {}  # type: ignore[union-attr]
             for it in chunk:
                 hit = hits.get(it.key)
@@ -290,13 +268,13 @@ class Engine:
                     continue
                 self.stats.cached += 1
                 comp = Completion(hit["c"], hit["p"], hit["k"], hit["m"], hit.get("f"))
-                outcome = self._finish(it, comp, hit.get("a", 1), True, 0.0, hit.get("d", 0.0),
+                outcome = self.outcomes.result(it, comp, hit.get("a", 1), True, 0.0, hit.get("d", 0.0),
                                        hit.get("e") or self.dialect or self.config.endpoint_kind)
                 outcomes[it.index] = outcome
                 if self.progress is not None:
                     self.progress.advance(outcome)
 
-    async def _send(self, first: _Item, misses: Iterator[_Item], outcomes: list[Outcome | None]) -> None:
+    async def _send(self, first: Item, misses: Iterator[Item], outcomes: list[Outcome | None]) -> None:
         assert self._backend is not None
         await self._ensure_dialect(self._backend)
         if not self._verified:
@@ -315,29 +293,29 @@ class Engine:
         # backoff do not leave slots idle, and no task for each of 10,000 requests
         await asyncio.gather(*(worker() for _ in range(min(len(outcomes), 2 * self.config.max_in_flight + 16))))
 
-    async def _guarded(self, it: _Item) -> Outcome:
+    async def _guarded(self, it: Item) -> Outcome:
         try:
             outcome = await self._one(it)
         except _BudgetStop:
-            outcome = self._dead(it, "budget_exhausted", self.budget.summary_short(), 0, None, None, "budget")
+            outcome = self.outcomes.dead(it, "budget_exhausted", self.budget.summary_short(), 0, None, None, "budget")
         except AttemptError as err:
-            outcome = self._dead_from(it, err, 0)
+            outcome = self.outcomes.dead_from(it, err, 0)
         if self.progress is not None:
             self.progress.advance(outcome)
         return outcome
 
-    async def _one(self, it: _Item) -> Outcome:
+    async def _one(self, it: Item) -> Outcome:
         dialect = self.dialect or self.config.endpoint_kind
         body = self._body(it)
         try:
             comp, attempts, cached = await self._fetch(it.key, body, it.prompt_estimate, it.params["max_tokens"])
         except AttemptError as err:
-            return self._dead_from(it, err, err.attempts)
-        outcome = self._finish(it, comp, attempts, cached, comp.latency_s, None, dialect)
+            return self.outcomes.dead_from(it, err, err.attempts)
+        outcome = self.outcomes.result(it, comp, attempts, cached, comp.latency_s, None, dialect)
         if (
             isinstance(outcome, DeadLetter)
             and dialect == "prompt"
-            and outcome.error_class in _PARSE_CLASSES
+            and outcome.error_class in PARSE_CLASSES
         ):  # the fallback dialect gets one repair turn
             repair = {**body, "messages": repair_messages(body["messages"], comp.content, outcome.reason)}
             key = cache_key(self.config.endpoint_kind, self.config.model, repair["messages"], it.params,
@@ -353,8 +331,8 @@ class Engine:
                     comp2, attempts2, cached2 = await self._fetch(key, repair, it.prompt_estimate * 2,
                                                                   it.params["max_tokens"])
             except AttemptError as err:
-                return self._dead_from(it, err, attempts + err.attempts)
-            outcome = self._finish(it, comp2, attempts + attempts2, cached and cached2, 0.0, None, dialect)
+                return self.outcomes.dead_from(it, err, attempts + err.attempts)
+            outcome = self.outcomes.result(it, comp2, attempts + attempts2, cached and cached2, 0.0, None, dialect)
         return outcome
 
     async def _fetch(self, key: str, body: dict[str, Any], prompt_estimate: int,
@@ -441,59 +419,6 @@ class Engine:
                 await asyncio.sleep(backoff_delay(strikes[overload], base, cfg.backoff_max_s, error.retry_after))
         finally:
             budget.settle(reservation)
-
-    # ------------------------------------------------------------------ outcomes
-    def _finish(self, it: _Item, comp: Completion, attempts: int, cached: bool, latency: float,
-                      cost: float | None, dialect: str) -> Outcome:
-        parsed = None
-        if it.compiled is not None:
-            try:
-                parsed = parse_output(comp.content, it.compiled, lenient=dialect == "prompt")
-            except AttemptError as err:
-                if comp.finish_reason == "length":
-                    err.reason += f"; the answer was cut at max_tokens={it.params['max_tokens']}: raise it"
-                return self._dead_from(it, err, attempts)
-        if cost is None:
-            cost = comp.cost_usd
-        self.stats.results += 1
-        return _construct(GenerationResult, {
-            "request_id": it.request.request_id, "content": comp.content, "parsed": parsed,
-            "usage": _construct(Usage, {"prompt_tokens": comp.prompt_tokens,
-                                        "completion_tokens": comp.completion_tokens}),
-            "cost_usd": cost, "model": comp.model, "endpoint_kind": dialect, "cache_key": it.key, "cached": cached,
-            "attempts": attempts, "latency_s": latency, "metadata": it.request.metadata,
-        })
-
-    def _invalid(self, request: Any, err: Exception) -> DeadLetter:
-        self.stats.dead_letters["invalid_request"] += 1
-        rid = request.get("request_id") if isinstance(request, dict) else getattr(request, "request_id", None)
-        reason = " ".join(str(err).split())[:500]
-        dead = _construct(DeadLetter, {
-            "request_id": str(rid), "stage": "generate", "attempts": 0, "error_class": "invalid_request",
-            "http_status": None, "reason": f"the request is malformed: {reason}", "raw_output": None,
-            "plan_item": None,
-        })
-        if self.progress is not None:
-            self.progress.advance(dead)
-        return dead
-
-    def _dead_from(self, it: _Item, err: AttemptError, attempts: int) -> DeadLetter:
-        stage = "parse" if err.error_class in _PARSE_CLASSES else "generate"
-        return self._dead(it, err.error_class, err.reason, err.attempts or attempts,
-                          err.http_status, err.raw, stage)
-
-    def _dead(self, it: _Item, error_class: str, reason: str, attempts: int, status: int | None,
-              raw: str | None, stage: str) -> DeadLetter:
-        self.stats.dead_letters[error_class] += 1
-        limit = self.config.raw_output_chars
-        if raw is not None and len(raw) > limit:
-            raw = raw[:limit] + f"… [{len(raw) - limit} more chars]"
-        plan_item = it.request.metadata.get("plan_item") if it.request.metadata else None
-        return _construct(DeadLetter, {
-            "request_id": it.request.request_id, "stage": stage, "attempts": attempts, "error_class": error_class,
-            "http_status": status, "reason": reason, "raw_output": raw,
-            "plan_item": plan_item if isinstance(plan_item, str) else None,
-        })
 
 
 def _attempted(err: AttemptError, attempts: int) -> AttemptError:

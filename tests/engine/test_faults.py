@@ -113,3 +113,30 @@ def test_unreachable_endpoint_is_one_clear_error(tmp_path: Path) -> None:
                           timeout_s=2)
     with Engine(config) as engine, pytest.raises(EndpointError, match="unreachable"):
         engine.generate(make_requests(2))
+
+
+def test_a_malformed_request_is_its_own_dead_letter(fake_server, tmp_path: Path) -> None:
+    server = fake_server()
+    good = make_requests(2)
+    bad_shape = {"request_id": "bad-shape", "messages": "not a list of messages"}
+    bad_schema = {"request_id": "bad-schema", "messages": [{"role": "user", "content": "x"}],
+                  "json_schema": {"type": "no-such-type"}}
+    with Engine(http_config(server, tmp_path)) as engine:
+        outcomes = engine.generate([good[0], bad_shape, bad_schema, good[1]])
+    assert [o.request_id for o in outcomes] == ["r0", "bad-shape", "bad-schema", "r1"]
+    assert isinstance(outcomes[0], GenerationResult) and isinstance(outcomes[3], GenerationResult)
+    for dead in outcomes[1:3]:
+        assert isinstance(dead, DeadLetter) and dead.error_class == "invalid_request" and dead.attempts == 0
+    assert "messages" in outcomes[1].reason
+    assert "not a valid JSON Schema" in outcomes[2].reason
+    assert server.chat_requests() == 2  # nothing was sent for the malformed ones
+
+
+def test_retry_after_is_the_wait_not_a_floor_under_growing_backoff() -> None:
+    from valuecorpus.pipelines.engine.attempts import backoff_delay
+
+    # attempt 6 with a 0.5 s base would allow up to 16 s; the server said 1 s, and 1 s it is (+ ≤ 5 % spread)
+    delays = [backoff_delay(6, 0.5, 30.0, 1.0) for _ in range(200)]
+    assert all(1.0 <= d <= 1.05 for d in delays)
+    without = [backoff_delay(6, 0.5, 30.0, None) for _ in range(200)]
+    assert max(without) > 1.05 and all(0 <= d <= 16 for d in without)

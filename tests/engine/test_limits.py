@@ -68,3 +68,24 @@ def test_isolated_429s_do_not_collapse_the_window(fake_server, tmp_path: Path) -
     assert all(isinstance(o, GenerationResult) for o in outcomes)
     assert server.stats()["by_outcome"].get("429", 0) > 0
     assert limiter is not None and limiter.limit >= 48, limiter.limit
+
+
+def test_submitted_batches_share_one_window(fake_server, tmp_path: Path) -> None:
+    # what Beam's Generate does: several batches handed over without waiting, one window across all of them
+    server = fake_server("--latency-ms", "200")
+    with Engine(http_config(server, tmp_path, max_in_flight=8)) as engine:
+        futures = [engine.submit(make_requests(8, prefix=f"b{b}-")) for b in range(3)]
+        outcomes = [o for f in futures for o in f.result(timeout=60)]
+    assert len(outcomes) == 24 and all(isinstance(o, GenerationResult) for o in outcomes)
+    assert [o.request_id for o in outcomes[:8]] == [f"b0-{i}" for i in range(8)]
+    assert server.stats()["max_in_flight"] == 8
+
+
+def test_collector_thresholds_are_restored_after_a_run(fake_server, tmp_path: Path) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    server = fake_server()
+    with Engine(http_config(server, tmp_path)) as engine:
+        engine.generate(make_requests(20))
+    assert gc.get_threshold() == before
