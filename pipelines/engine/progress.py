@@ -26,8 +26,16 @@ class Progress:
         self._last = 0.0
         self._live: Any = None
         self._task: Any = None
+        self._active = 0  # runs in progress (overlapping batches share the display)
 
     def start(self, total: int, stats: EngineStats) -> None:
+        """A run begins. Runs that overlap (batches submitted while others are in flight) add to one display."""
+        self._active += 1
+        if self._active > 1:
+            self.total += total
+            if self._live is not None:
+                self._live.update(self._task, total=self.total)
+            return
         self.total, self.done, self.errors, self._stats = total, 0, 0, stats
         self._started = self._last = time.monotonic()
         if self.rich:
@@ -67,6 +75,9 @@ class Progress:
             print(f"{self.label}: {self.line()}", file=self.stream, flush=True)
 
     def finish(self) -> None:
+        self._active = max(0, self._active - 1)
+        if self._active:
+            return
         self._render()
         if self._live is not None:
             self._live.stop()

@@ -41,6 +41,21 @@ def test_plain_progress_lines(fake_server, tmp_path: Path) -> None:
     assert last.startswith("generate: 10/10 done") and "req/s" in last and "errors" in last and "ETA" in last
 
 
+def test_overlapping_batches_add_up_in_one_progress_display(fake_server, tmp_path: Path) -> None:
+    server = fake_server("--latency-ms", "100")
+    stream = io.StringIO()
+    progress = Progress(stream=stream, rich=False, interval_s=0.0)
+    with Engine(http_config(server, tmp_path), progress=progress) as engine:
+        futures = [engine.submit(make_requests(6, prefix=f"b{b}-")) for b in range(3)]
+        for future in futures:
+            future.result(timeout=60)
+    lines = stream.getvalue().strip().splitlines()
+    assert lines[-1].startswith("generate: 18/18 done")
+    for line in lines:  # never more done than announced
+        done, total = line.split(": ", 1)[1].split(" ", 1)[0].split("/")
+        assert int(done) <= int(total)
+
+
 def test_agenerate_inside_a_running_loop(fake_server, tmp_path: Path) -> None:
     import asyncio
 
