@@ -182,7 +182,8 @@ def write_summary() -> Path:
         r = faults["result"]
         lines += [f"## 20 % injected faults — {faults['machine']['when']}", "",
                   f"faults `{r['faults']}`, client timeout {r['timeout_s']} s, Retry-After 1 s; other engine "
-                  "settings are the defaults (5 attempts, backoff 0.5 s doubling)", "", HEAD]
+                  "settings are the defaults (5 attempts; 429/503 wait Retry-After or 0.5 s doubling, other "
+                  "faults 0.1 s doubling)", "", HEAD]
         for label in ("aimd_off", "aimd_on"):
             if label not in r:
                 continue
