@@ -140,3 +140,15 @@ def test_retry_after_is_the_wait_not_a_floor_under_growing_backoff() -> None:
     assert all(1.0 <= d <= 1.05 for d in delays)
     without = [backoff_delay(6, 0.5, 30.0, None) for _ in range(200)]
     assert max(without) > 1.05 and all(0 <= d <= 16 for d in without)
+
+
+def test_outcomes_behave_as_pydantic_models(fake_server, tmp_path: Path) -> None:
+    server = fake_server()
+    with Engine(http_config(server, tmp_path)) as engine:
+        ok = engine.generate(make_requests(1, prefix="ok"))[0]
+    assert isinstance(ok, GenerationResult)
+    assert GenerationResult.model_validate_json(ok.model_dump_json()) == ok
+    copy = ok.model_copy(update={"attempts": 9})
+    copy.cached = not ok.cached
+    assert (copy.attempts, ok.attempts) == (9, ok.attempts) and copy.cached != ok.cached
+    assert ok.model_dump(exclude_unset=True).keys() == ok.model_dump().keys()
