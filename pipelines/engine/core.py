@@ -22,7 +22,7 @@ from valuecorpus.pipelines.engine.cache import ResponseCache, cache_key
 from valuecorpus.pipelines.engine.config import EngineConfig
 from valuecorpus.pipelines.engine.gc_tuning import fewer_collections
 from valuecorpus.pipelines.engine.limits import AdaptiveLimiter, TokenBucket
-from valuecorpus.pipelines.engine.outcomes import PARSE_CLASSES, Item, Outcomes
+from valuecorpus.pipelines.engine.outcomes import PARSE_CLASSES, Item, Outcomes, cached_completion
 from valuecorpus.pipelines.engine.probe import verify_endpoint
 from valuecorpus.pipelines.engine.structured import (
     compile_schema,
@@ -267,7 +267,7 @@ class Engine:
                     yield it
                     continue
                 self.stats.cached += 1
-                comp = Completion(hit["c"], hit["p"], hit["k"], hit["m"], hit.get("f"))
+                comp = cached_completion(hit)
                 outcome = self.outcomes.result(it, comp, hit.get("a", 1), True, 0.0, hit.get("d", 0.0),
                                        hit.get("e") or self.dialect or self.config.endpoint_kind)
                 outcomes[it.index] = outcome
@@ -325,7 +325,7 @@ class Engine:
                 hit = (await asyncio.to_thread(self.cache.get_many, [key])).get(key)
             try:
                 if hit is not None:
-                    comp2 = Completion(hit["c"], hit["p"], hit["k"], hit["m"], hit.get("f"))
+                    comp2 = cached_completion(hit)
                     attempts2, cached2 = hit.get("a", 1), True
                 else:
                     comp2, attempts2, cached2 = await self._fetch(key, repair, it.prompt_estimate * 2,

@@ -35,6 +35,11 @@ class Item:
 _ALL_FIELDS: dict[type[Any], set[str]] = {}
 
 
+def cached_completion(hit: dict[str, Any]) -> Completion:
+    """A completion as the cache stores it (see `core._attempts`: c, p, k, m, f)."""
+    return Completion(hit["c"], hit["p"], hit["k"], hit["m"], hit.get("f"))
+
+
 def construct(cls: type[Any], values: dict[str, Any]) -> Any:
     """A pydantic model from values the engine built itself (every field, right types): what `model_construct`
     does, without its per-field loop. Every field is set, so all instances of a class share one fields-set
