@@ -122,6 +122,10 @@ class SceneStep(Step):
 
 
 class _RuleWriting(Step):
+    """Writes a rule from one field of the sample (`source`): the scene first, then the rule itself to refine."""
+
+    source = ""
+
     def schema(self) -> dict[str, Any]:
         return bound_chars(model_json_schema(RuleOut), self.chain.params.text_max_chars)
 
@@ -132,29 +136,24 @@ class _RuleWriting(Step):
             raise ValueError("empty rule")
         state.data.update(rule=rule, judgment=" ".join(out.judgment.split()), action=" ".join(out.action.split()))
 
-
-class RuleStep(_RuleWriting):
-    name = "rule"
-    template = "value_rules/rule"
-
     def requests(self, state: SampleState) -> list[GenerationRequest]:
-        return [self.request(state, _vars(state, scene=state.data["scene"]), self.schema())]
+        return [self.request(state, _vars(state, **{self.source: state.data[self.source]}), self.schema())]
 
     def absorb(self, state: SampleState, results: list[GenerationResult]) -> SampleState:
         self.store(state, results[0])
         return state
+
+
+class RuleStep(_RuleWriting):
+    name = "rule"
+    template = "value_rules/rule"
+    source = "scene"
 
 
 class RefineStep(_RuleWriting):
     name = "refine"
     template = "value_rules/refine"
-
-    def requests(self, state: SampleState) -> list[GenerationRequest]:
-        return [self.request(state, _vars(state, rule=state.data["rule"]), self.schema())]
-
-    def absorb(self, state: SampleState, results: list[GenerationResult]) -> SampleState:
-        self.store(state, results[0])
-        return state
+    source = "rule"
 
 
 class RelevanceStep(Step):

@@ -29,6 +29,11 @@ PROBE_SCHEMA: dict[str, Any] = {
 _PROBE_PROMPT = (resources.files("valuecorpus.pipelines.engine") / "templates" / "probe.txt").read_text("utf-8")
 
 
+def _refused(backend: Backend, err: AttemptError) -> EndpointError:
+    """The endpoint refused the setup itself (key, model, URL): one message that says what to fix."""
+    return EndpointError(f"{getattr(backend, 'base_url', 'endpoint')}: {err.reason}")
+
+
 async def _works(backend: Backend, model: str, dialect: str, timeout: float) -> bool:
     compiled = compile_schema(PROBE_SCHEMA)
     body = {"model": model, "messages": [{"role": "user", "content": _PROBE_PROMPT.strip()}],
@@ -39,7 +44,7 @@ async def _works(backend: Backend, model: str, dialect: str, timeout: float) -> 
         parse_output(comp.content, compiled)
     except AttemptError as err:
         if err.fatal:
-            raise EndpointError(f"{getattr(backend, 'base_url', 'endpoint')}: {err.reason}") from None
+            raise _refused(backend, err) from None
         return False
     return True
 
@@ -52,7 +57,7 @@ async def detect_dialect(backend: Backend, model: str, timeout: float) -> str:
         models = await backend.list_models()
     except AttemptError as err:
         if err.fatal:
-            raise EndpointError(f"{base_url}: {err.reason}") from None
+            raise _refused(backend, err) from None
         if err.error_class in ("connection", "timeout"):
             raise EndpointError(f"{base_url}: the endpoint is unreachable ({err.reason}); check "
                                 "setting 'openai_base_url'") from None
@@ -76,7 +81,7 @@ async def verify_endpoint(backend: Backend, model: str) -> bool:
         models = await backend.list_models()
     except AttemptError as err:
         if err.fatal and err.http_status in (401, 403):
-            raise EndpointError(f"{getattr(backend, 'base_url', 'endpoint')}: {err.reason}") from None
+            raise _refused(backend, err) from None
         return False
     ids = {str(m.get("id")) for m in models if isinstance(m, dict)}
     return model in ids
