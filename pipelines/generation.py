@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from valuecorpus.pipelines.chains import chain_class
-from valuecorpus.pipelines.chains.runner import execute, initial_states
+from valuecorpus.pipelines.chains.runner import CacheOnly, NotCached, execute, initial_states
 from valuecorpus.pipelines.filters import apply_filters
 from valuecorpus.pipelines.filters.judge import apply_judge
 from valuecorpus.pipelines.planner import coverage, make_plan
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class GenerateOptions:
-    executor: str = "beam"  # beam | loop
+    executor: str = "auto"  # auto (the cache when it answers everything, else beam) | beam | loop
     beam_args: list[str] = field(default_factory=list)
     run_id: str | None = None
     inputs: list[dict[str, Any]] = field(default_factory=list)
@@ -60,6 +60,23 @@ def run_loop(chain: Chain, plan: list[dict[str, Any]], config: EngineConfig, pro
         return records, dead, states, engine.stats.as_dict()
 
 
+def resolve_cached(chain: Chain, plan: list[dict[str, Any]], config: EngineConfig
+                   ) -> tuple[list[Any], list[Any], list[SampleState], dict[str, Any]] | None:
+    """The whole chain answered from the cache, or None at the first request that is not cached. A finished
+    job's rerun needs no runner: Beam's own start and per-element cost would be most of its time."""
+    if config.refresh or not config.cache_dir:
+        return None
+    from valuecorpus.pipelines.engine.core import Engine
+    from valuecorpus.pipelines.engine.gc_tuning import paused_collections
+
+    with Engine(config.model_copy(update={"progress": False})) as engine, paused_collections():
+        try:
+            records, dead, states = execute(chain, initial_states(plan), CacheOnly(engine))
+        except NotCached:
+            return None
+        return records, dead, states, engine.stats.as_dict()
+
+
 def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: GenerateOptions) -> RunLayout:
     """Run a recipe and stage the run. Raises BudgetExhausted after staging if the cost cap stopped requests."""
     timings: dict[str, float] = {}
@@ -76,11 +93,15 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
 
     t = time.perf_counter()
     languages = {it["sample_id"]: it["language"] for it in plan if "language" in it}
-    if options.executor == "loop":
-        records, dead, states, engine_stats = run_loop(chain, plan, config, options.progress)
+    executor = options.executor
+    resolved = resolve_cached(chain, plan, config) if executor == "auto" else None
+    if resolved is not None or executor == "loop":
+        executor = "cache" if resolved is not None else "loop"
+        records, dead, states, engine_stats = resolved or run_loop(chain, plan, config, options.progress)
         filtered = apply_filters(chain, records, options.published, languages)
         kept, dropped = filtered.kept, filtered.filtered
     else:
+        executor = "beam"
         logging.disable(logging.WARNING)  # Beam's import warns about optional GCP clients: noise for users
         try:
             from valuecorpus.pipelines.beam_pipeline import run_beam
@@ -106,7 +127,7 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
     summarise_states(out, states)
     axes = sorted({k for it in plan for k in it} - {"index", "sample_id", "seed", "stratum"})
     out.extra = {
-        "executor": options.executor, "beam_args": options.beam_args, "engine": engine_stats,
+        "executor": executor, "beam_args": options.beam_args, "engine": engine_stats,
         "endpoint": config.describe(), "coverage": coverage(plan, axes),
         "generated": generated, "samples_failed": sum(1 for s in states if s.failed),
         "published_compared": {"ref": options.published_ref, "texts": len(options.published)},

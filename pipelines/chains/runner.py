@@ -26,6 +26,23 @@ class EngineLike(Protocol):
     def generate(self, requests: list[GenerationRequest]) -> list[Outcome]: ...
 
 
+class NotCached(Exception):
+    """A request of the chain is not in the cache: the run needs the model (and its runner)."""
+
+
+class CacheOnly:
+    """An engine that answers from the cache alone and raises `NotCached` instead of sending a request."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Outcome]:
+        outcomes = self.engine.cached(requests)
+        if outcomes is None:
+            raise NotCached
+        return outcomes
+
+
 def initial_states(items: list[dict[str, Any]]) -> list[SampleState]:
     """One state per plan item."""
     return [SampleState(sample_id=it["sample_id"], plan_item=it) for it in items]

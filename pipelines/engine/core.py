@@ -8,6 +8,7 @@ schema compilation, per-request logging and per-request cache transactions.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import threading
 import time
@@ -15,12 +16,12 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from valuecorpus.pipelines.engine.accounting import Budget, EngineStats, estimate_prompt_tokens
+from valuecorpus.pipelines.engine.accounting import Budget, EngineStats
 from valuecorpus.pipelines.engine.attempts import OVERLOAD, AttemptError, backoff_delay
 from valuecorpus.pipelines.engine.backends import Backend, Completion
 from valuecorpus.pipelines.engine.cache import ResponseCache, cache_key
 from valuecorpus.pipelines.engine.config import EngineConfig
-from valuecorpus.pipelines.engine.gc_tuning import fewer_collections
+from valuecorpus.pipelines.engine.gc_tuning import fewer_collections, paused_collections
 from valuecorpus.pipelines.engine.limits import AdaptiveLimiter, TokenBucket
 from valuecorpus.pipelines.engine.outcomes import PARSE_CLASSES, Item, Outcomes, cached_completion
 from valuecorpus.pipelines.engine.probe import verify_endpoint
@@ -118,6 +119,28 @@ class Engine:
             raise EndpointError(f"{self.config.base_url or 'endpoint'}: {self.fatal.reason}")
         return outcomes
 
+    def cached(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> list[Outcome] | None:
+        """Every request's outcome from the cache alone, or None as soon as one would need the model: nothing is
+        sent, and then the stats are as they were. A finished job's rerun resolves here without starting a runner."""
+        if self.cache is None or self.config.refresh:
+            return None
+        raw = list(requests)
+        outcomes: list[Outcome | None] = [None] * len(raw)
+        before = dataclasses.replace(self.stats, dead_letters=self.stats.dead_letters.copy())
+        progress, self.progress = self.progress, None  # a lookup that may be abandoned shows no progress
+        try:
+            with paused_collections():
+                if self.dialect is None:
+                    self.dialect = self.cache.get_probe(self._endpoint_id)
+                for _miss in self._misses(raw, outcomes):
+                    for f in dataclasses.fields(before):  # in place: the budget and outcomes hold this object
+                        setattr(self.stats, f.name, getattr(before, f.name))
+                    return None
+        finally:
+            self.progress = progress
+        self.stats.requests += len(raw)
+        return outcomes  # type: ignore[return-value]
+
     def submit(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> Future[list[Outcome]]:
         """Non-blocking: runs the requests on the engine's own loop thread and returns a future of their outcomes.
         Batches submitted while others are in flight share the same window, pool, cache and budget."""
@@ -184,7 +207,7 @@ class Engine:
     # ------------------------------------------------------------------ preparation
     def _prepare(self, index: int, request: GenerationRequest | dict[str, Any]) -> Item:
         req = request if isinstance(request, GenerationRequest) else GenerationRequest.model_validate(request)
-        messages = [{"role": m.role, "content": m.content} for m in req.messages]
+        messages = req.messages
         p = req.params
         params: dict[str, Any] = {"temperature": p.temperature, "max_tokens": p.max_tokens}
         if p.seed is not None:
@@ -194,8 +217,7 @@ class Engine:
         compiled = compile_schema(req.json_schema) if req.json_schema is not None else None
         key = cache_key(self.config.endpoint_kind, self.config.model, messages, params,
                         compiled.text if compiled is not None else None)
-        chars = sum(len(m["content"]) for m in messages) + (len(compiled.text) if compiled is not None else 0)
-        return Item(index, req, key, messages, params, compiled, estimate_prompt_tokens(chars))
+        return Item(index, req, key, messages, params, compiled)
 
     def _ensure_backend(self) -> Backend:
         loop = asyncio.get_running_loop()
@@ -233,7 +255,8 @@ class Engine:
         # requests are prepared and looked up in the cache a chunk at a time, as the workers need them: the
         # first request goes out after one chunk, not after all N, and preparation overlaps the network wait
         misses = self._misses(raw, outcomes)
-        first = next(misses, None)
+        with paused_collections():  # up to the first miss (all of a cached job) only acyclic objects are made
+            first = next(misses, None)
         if first is not None:
             self._ensure_backend()
             assert self._limiter is not None

@@ -8,11 +8,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, SkipValidation
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from valuecorpus.schemas.run_tables import DeadLetter
 
 
-class Message(BaseModel):
+class Message(TypedDict):
+    """A chat message, kept as the plain dict the endpoints take: nothing to convert per request."""
+
     role: str
     content: str
 

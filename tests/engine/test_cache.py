@@ -47,6 +47,27 @@ def test_warm_rerun_makes_zero_requests_and_refresh_bypasses(fake_server, tmp_pa
     assert server.chat_requests() == 60
 
 
+def test_cached_answers_all_or_nothing_and_sends_nothing(fake_server, tmp_path: Path) -> None:
+    server = fake_server("--latency-ms", "5")
+    requests = make_requests(300)  # more than one lookup chunk
+    with Engine(http_config(server, tmp_path)) as engine:
+        assert engine.cached(requests) is None  # nothing cached yet
+        cold = engine.generate(requests[:-1])
+    assert server.chat_requests() == 299
+    with Engine(http_config(server, tmp_path)) as engine:
+        before = engine.stats.as_dict()
+        assert engine.cached(requests) is None  # the last one is missing: no answer at all, and no request
+        assert engine.stats.as_dict() == before
+        warm = engine.cached(requests[:-1])
+        assert warm is not None and engine.stats.cached == engine.stats.requests == 299 and engine.stats.sent == 0
+    assert server.chat_requests() == 299
+    assert_accounted(requests[:-1], warm)
+    assert all(isinstance(o, GenerationResult) and o.cached for o in warm)
+    assert _contents(warm) == _contents(cold)
+    with Engine(http_config(server, tmp_path, refresh=True)) as engine:
+        assert engine.cached(requests[:-1]) is None  # --refresh: the cache answers nothing
+
+
 def test_identical_prompts_are_paid_once(fake_server, tmp_path: Path) -> None:
     server = fake_server()
     requests = make_requests(5)

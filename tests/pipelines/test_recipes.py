@@ -84,7 +84,7 @@ def test_bad_recipe_through_the_cli(cli, tmp_path: Path) -> None:
 def test_templates_are_strict_and_versioned(tmp_path: Path) -> None:
     tmpl = load_template("dilemmas/situation")
     messages = tmpl.render(topic="work", seed_action="taking initiative", language="en")
-    assert [m.role for m in messages] == ["system", "user"] and "taking initiative" in messages[1].content
+    assert [m["role"] for m in messages] == ["system", "user"] and "taking initiative" in messages[1]["content"]
     with pytest.raises(RecipeError, match="'seed_action' is undefined"):
         tmpl.render(topic="work", language="en")
     own = tmp_path / "mine.yaml"

@@ -32,8 +32,8 @@ def test_loop_in_memory_and_multi_processing_give_identical_runs(cli, home: Path
     common = ("dilemmas", "--n", "5", "--base-url", fake_llm.base_url, "--model", "fake-model", "--no-progress")
     runs = {
         "loop": cli("generate", *common, "--run-id", "loop", "--executor", "loop"),
-        "mem": cli("generate", *common, "--run-id", "mem"),
-        "mp": cli("generate", *common, "--run-id", "mp", "--",
+        "mem": cli("generate", *common, "--run-id", "mem", "--executor", "beam", "--refresh"),
+        "mp": cli("generate", *common, "--run-id", "mp", "--executor", "beam", "--",
                   "--direct_running_mode=multi_processing", "--direct_num_workers=2"),
     }
     for name, res in runs.items():
@@ -45,6 +45,34 @@ def test_loop_in_memory_and_multi_processing_give_identical_runs(cli, home: Path
     manifest = home_.run("mp").read_manifest()
     assert manifest.model_extra["beam_args"] == ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
     assert manifest.model_extra["executor"] == "beam"
+    engine = home_.run("mem").read_manifest().model_extra["engine"]
+    assert engine["requests"] > 0 and engine.get("cached", 0) == 0  # --refresh: Beam sent them all
+
+
+def _chat_requests(server: FakeServer) -> int:
+    return server.stats()["by_path"].get("/v1/chat/completions", 0)
+
+
+def test_rerun_of_a_finished_job_is_answered_from_the_cache_without_beam(cli, home: Path, fake_llm) -> None:
+    common = ("dilemmas", "--n", "4", "--base-url", fake_llm.base_url, "--model", "fake-model", "--no-progress")
+    first = cli("generate", *common, "--run-id", "first")
+    assert first.code == 0, first.stderr[-3000:]
+    home_ = DataHome(home)
+    assert home_.run("first").read_manifest().model_extra["executor"] == "beam"  # a cold cache: Beam runs it
+    sent = _chat_requests(fake_llm)
+    rerun = cli("generate", *common, "--run-id", "rerun")
+    assert rerun.code == 0, rerun.stderr[-3000:]
+    assert _chat_requests(fake_llm) == sent  # not one request
+    extra = home_.run("rerun").read_manifest().model_extra
+    assert extra["executor"] == "cache"
+    assert extra["engine"]["sent"] == 0 and extra["engine"]["cached"] == extra["engine"]["requests"] > 0
+    assert _content(home_.run("rerun")) == _content(home_.run("first"))
+    # a plan the cache cannot answer in full: Beam runs it
+    more = cli("generate", "dilemmas", "--n", "5", "--base-url", fake_llm.base_url, "--model", "fake-model",
+               "--no-progress", "--run-id", "more")
+    assert more.code == 0, more.stderr[-3000:]
+    assert home_.run("more").read_manifest().model_extra["executor"] == "beam"
+    assert _chat_requests(fake_llm) > sent
 
 
 def test_killed_generate_leaves_no_half_run(cli, home: Path) -> None:

@@ -112,7 +112,10 @@ def register(app: typer.Typer) -> None:
         refresh: bool = typer.Option(False, "--refresh", help="Ignore cached answers."),
         seed: int | None = typer.Option(None, "--seed", help="Override the recipe's seed."),
         run_id: str | None = typer.Option(None, "--run-id", help="Name of the run (default: recipe-timestamp)."),
-        executor: str = typer.Option("beam", "--executor", help="beam (default) or loop (a plain loop)."),
+        executor: str = typer.Option(
+            "auto", "--executor",
+            help="auto (default: answered from the cache without Beam when every request is cached, else Beam), "
+                 "beam (always Beam) or loop (a plain loop)."),
         from_run: str | None = typer.Option(
             None, "--from-run",
             help="Input records of this run (perspectives: dilemmas; rule pairs: value rules; outcomes)."),
@@ -126,8 +129,8 @@ def register(app: typer.Typer) -> None:
         from valuecorpus.pipelines.recipes import load_recipe
         from valuecorpus.schemas.errors import ValueCorpusError
 
-        if executor not in ("beam", "loop"):
-            raise ValueCorpusError(f"--executor must be 'beam' or 'loop', not '{executor}'")
+        if executor not in ("auto", "beam", "loop"):
+            raise ValueCorpusError(f"--executor must be 'auto', 'beam' or 'loop', not '{executor}'")
         overrides: dict[str, Any] = {}
         if n is not None:
             overrides["count"] = n
