@@ -85,6 +85,9 @@ class ResponseCache:
                                 "object storage (give the engine a local cache_dir)")
         self.path = Path(folder) / CACHE_FILE
         self._read = connect(self.path)
+        # lookups land on random pages: keep every page read (up to 64 MiB, allocated as read) rather than
+        # SQLite's default 2 MiB, so a large job's lookups do not read the same pages from the OS again
+        self._read.execute("PRAGMA cache_size=-65536")
         self._interval = commit_interval_s
         self._batch = commit_batch
         self._queue: queue.SimpleQueue[tuple[str, str, str, float, bytes] | threading.Event | None] = (
