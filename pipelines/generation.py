@@ -50,13 +50,14 @@ def summarise_states(out: RunOutput, states: list[SampleState]) -> None:
         out.models.extend(m for m in s.models if m not in out.models)
 
 
-def run_loop(chain: Chain, plan: list[dict[str, Any]], config: EngineConfig, progress: bool = False
-             ) -> tuple[list[Any], list[Any], list[SampleState], dict[str, Any]]:
+def run_loop(chain: Chain, plan: list[dict[str, Any]], config: EngineConfig, progress: bool = False,
+             cache_only: bool = False) -> tuple[list[Any], list[Any], list[SampleState], dict[str, Any]]:
+    """The chain in a plain loop; `cache_only`: answered from the cache alone (raises NotCached otherwise)."""
     from valuecorpus.pipelines.engine.core import Engine
     from valuecorpus.pipelines.engine.progress import Progress
 
     with Engine(config, progress=Progress() if progress else None) as engine:
-        records, dead, states = execute(chain, initial_states(plan), engine)
+        records, dead, states = execute(chain, initial_states(plan), CacheOnly(engine) if cache_only else engine)
         return records, dead, states, engine.stats.as_dict()
 
 
@@ -66,15 +67,13 @@ def resolve_cached(chain: Chain, plan: list[dict[str, Any]], config: EngineConfi
     job's rerun needs no runner: Beam's own start and per-element cost would be most of its time."""
     if config.refresh or not config.cache_dir:
         return None
-    from valuecorpus.pipelines.engine.core import Engine
     from valuecorpus.pipelines.engine.gc_tuning import paused_collections
 
-    with Engine(config.model_copy(update={"progress": False})) as engine, paused_collections():
-        try:
-            records, dead, states = execute(chain, initial_states(plan), CacheOnly(engine))
-        except NotCached:
-            return None
-        return records, dead, states, engine.stats.as_dict()
+    try:
+        with paused_collections():
+            return run_loop(chain, plan, config.model_copy(update={"progress": False}), cache_only=True)
+    except NotCached:
+        return None
 
 
 def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: GenerateOptions) -> RunLayout:

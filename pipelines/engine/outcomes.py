@@ -45,10 +45,6 @@ _set_extra = BaseModel.__pydantic_extra__.__set__  # type: ignore[attr-defined]
 _set_private = BaseModel.__pydantic_private__.__set__  # type: ignore[attr-defined]
 
 
-def _set_dict(obj: Any, values: dict[str, Any]) -> None:
-    object.__setattr__(obj, "__dict__", values)
-
-
 def cached_completion(hit: dict[str, Any]) -> Completion:
     """A completion as the cache stores it (see `core._attempts`: c, p, k, m, f)."""
     return Completion(hit["c"], hit["p"], hit["k"], hit["m"], hit.get("f"))
@@ -65,7 +61,7 @@ def construct(cls: type[Any], values: dict[str, Any]) -> Any:
     if len(values) != len(fields):  # not every field given: this one needs its own set
         fields = set(values)
     obj = cls.__new__(cls)
-    _set_dict(obj, values)
+    object.__setattr__(obj, "__dict__", values)
     _set_fields_set(obj, fields)  # BaseModel's slots, set through their descriptors: half the cost of setattr
     _set_extra(obj, None)
     _set_private(obj, None)
