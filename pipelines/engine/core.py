@@ -124,6 +124,7 @@ class Engine:
         sent, and then the stats are as they were. A finished job's rerun resolves here without starting a runner."""
         if self.cache is None or self.config.refresh:
             return None
+        started = time.perf_counter()
         raw = list(requests)
         outcomes: list[Outcome | None] = [None] * len(raw)
         before = dataclasses.replace(self.stats, dead_letters=self.stats.dead_letters.copy())
@@ -139,6 +140,7 @@ class Engine:
         finally:
             self.progress = progress
         self.stats.requests += len(raw)
+        self.stats.elapsed_s += time.perf_counter() - started
         return outcomes  # type: ignore[return-value]
 
     def submit(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> Future[list[Outcome]]:

@@ -60,6 +60,7 @@ def test_cached_answers_all_or_nothing_and_sends_nothing(fake_server, tmp_path: 
         assert engine.stats.as_dict() == before
         warm = engine.cached(requests[:-1])
         assert warm is not None and engine.stats.cached == engine.stats.requests == 299 and engine.stats.sent == 0
+        assert engine.stats.elapsed_s > 0
     assert server.chat_requests() == 299
     assert_accounted(requests[:-1], warm)
     assert all(isinstance(o, GenerationResult) and o.cached for o in warm)
