@@ -118,3 +118,10 @@ def test_cost_cap_stops_requests_stages_what_was_made_and_exits_with_budget_code
     manifest = layout.read_manifest()
     assert manifest.model_extra["dead_letter_classes"].get("budget_exhausted", 0) > 0
     assert manifest.cost_usd <= 0.05
+
+
+def test_unknown_executor_is_one_clear_error(cli) -> None:
+    res = cli("generate", "dilemmas", "--n", "1", "--executor", "spark")
+    assert res.code == 2, res.stderr
+    assert "--executor must be 'auto', 'beam' or 'loop', not 'spark'" in res.stderr
+    assert "Traceback" not in res.stderr
