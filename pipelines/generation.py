@@ -92,15 +92,13 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
 
     t = time.perf_counter()
     languages = {it["sample_id"]: it["language"] for it in plan if "language" in it}
-    executor = options.executor
-    resolved = resolve_cached(chain, plan, config) if executor == "auto" else None
-    if resolved is not None or executor == "loop":
-        executor = "cache" if resolved is not None else "loop"
+    resolved = resolve_cached(chain, plan, config) if options.executor == "auto" else None
+    executor = "cache" if resolved is not None else "loop" if options.executor == "loop" else "beam"
+    if executor != "beam":
         records, dead, states, engine_stats = resolved or run_loop(chain, plan, config, options.progress)
         filtered = apply_filters(chain, records, options.published, languages)
         kept, dropped = filtered.kept, filtered.filtered
     else:
-        executor = "beam"
         logging.disable(logging.WARNING)  # Beam's import warns about optional GCP clients: noise for users
         try:
             from valuecorpus.pipelines.beam_pipeline import run_beam

@@ -131,8 +131,7 @@ class Engine:
         progress, self.progress = self.progress, None  # a lookup that may be abandoned shows no progress
         try:
             with paused_collections():
-                if self.dialect is None:
-                    self.dialect = self.cache.get_probe(self._endpoint_id)
+                self._recall_dialect()
                 for _miss in self._misses(raw, outcomes):
                     for f in dataclasses.fields(before):  # in place: the budget and outcomes hold this object
                         setattr(self.stats, f.name, getattr(before, f.name))
@@ -230,15 +229,19 @@ class Engine:
             self._limiter = AdaptiveLimiter(min(ceiling, self.config.max_in_flight), self.config.adaptive)
         return self._backend
 
+    def _recall_dialect(self) -> None:
+        """A probe done before, by this or any process sharing the cache, costs nothing now."""
+        if self.dialect is None and self.cache is not None:
+            self.dialect = self.cache.get_probe(self._endpoint_id)
+
     async def _ensure_dialect(self, backend: Backend) -> str:
+        self._recall_dialect()
         if self.dialect is None:
             from valuecorpus.pipelines.engine.probe import detect_dialect
 
-            endpoint = self._endpoint_id
-            cached = self.cache.get_probe(endpoint) if self.cache is not None else None
-            self.dialect = cached or await detect_dialect(backend, self.config.model, self.config.timeout_s)
-            if self.cache is not None and cached is None:
-                self.cache.put_probe(endpoint, self.dialect)
+            self.dialect = await detect_dialect(backend, self.config.model, self.config.timeout_s)
+            if self.cache is not None:
+                self.cache.put_probe(self._endpoint_id, self.dialect)
         return self.dialect
 
     @property
@@ -250,8 +253,7 @@ class Engine:
         raw = list(requests)
         self.stats.requests += len(raw)
         outcomes: list[Outcome | None] = [None] * len(raw)
-        if self.dialect is None and self.cache is not None:  # a probe done before costs nothing now
-            self.dialect = self.cache.get_probe(self._endpoint_id)
+        self._recall_dialect()
         if self.progress is not None:
             self.progress.start(len(raw), self.stats)
         # requests are prepared and looked up in the cache a chunk at a time, as the workers need them: the
