@@ -99,13 +99,15 @@ def headline() -> list[str]:
                          f"{100 * r['engine_warm']['wall_s'] / r['engine_with_cache']['wall_s']:.1f} % of its cold run",
                          _load_of(r["warm"])))
     faults = _load("faults")
-    for label in ("aimd_off", "aimd_on"):
-        x = (faults or {}).get("result", {}).get(label)
-        if x and x.get("throughput_share") is not None:
-            rows.append((f"20 % faults, AIMD {label[5:]}, N = {x['n']:,}", "all accounted, ≥ 70 % of fault-free",
-                         f"accounted: {x['every_request_accounted']}, {100 * x['throughput_share']:.0f} % "
-                         f"({x['with_faults']['req_per_s']:,.0f} vs {x['fault_free']['req_per_s']:,.0f} req/s)",
-                         _load_of(x["with_faults"])))
+    for label, reading, x, perfect in _fault_runs(faults):
+        run = faults["result"][label]  # type: ignore[index]
+        rows.append((f"20 % faults {_READING[reading]}, AIMD {label[5:]}, N = {run['n']:,}",
+                     "all accounted, ≥ 70 % of fault-free",
+                     f"accounted: {x['every_request_accounted']}, {100 * x['throughput_share']:.0f} % "
+                     f"({x['with_faults']['req_per_s']:,.0f} vs {run['fault_free']['req_per_s']:,.0f} req/s); "
+                     f"a perfect client: {100 * perfect['shares'][0]:.0f} % on these faults, "
+                     f"{100 * perfect['min']:.0f}–{100 * perfect['max']:.0f} % over ten draws; the engine takes "
+                     f"{x['over_perfect_client']:.2f}× its time", _load_of(x["with_faults"])))
     local = _load("local")
     for key, r in _local_runs(local):
         if r.get("ok"):
@@ -115,6 +117,18 @@ def headline() -> list[str]:
     out = ["| measure | target | measured | load |", "|---|---|---|---:|"]
     out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return out
+
+
+_READING = {"per_request": "of requests", "per_attempt": "of attempts"}
+
+
+def _fault_runs(faults: dict[str, Any] | None) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    """(AIMD label, reading, the run, the perfect client's bound) for each measured run with faults."""
+    r = (faults or {}).get("result", {})
+    return [(label, reading, r[label][reading], r["perfect_client"][reading])
+            for label in ("aimd_off", "aimd_on") for reading in _READING
+            if reading in r.get(label, {}) and r[label][reading].get("throughput_share") is not None
+            and reading in r.get("perfect_client", {})]
 
 
 def write_summary() -> Path:
@@ -184,7 +198,7 @@ def write_summary() -> Path:
             if key in r:
                 lines.append(_row(label, r[key]))
         lines += ["", f"warm rerun: {r['warm_requests']} requests, {100 * (r['warm_share_of_cold'] or 0):.1f} % "
-                      f"of the cold time (median of three reruns: {r['warm'].get('runs_wall_s')} s; engine alone "
+                      f"of the cold time (median of five reruns: {r['warm'].get('runs_wall_s')} s; engine alone "
                       f"{r['engine_warm'].get('runs_wall_s')} s)"]
         if r.get("warm_beam_share_of_cold"):
             lines.append(f"; through Beam anyway: {r['warm_beam_requests']} requests, "
@@ -194,23 +208,27 @@ def write_summary() -> Path:
     if faults:
         r = faults["result"]
         lines += [f"## 20 % injected faults — {faults['machine']['when']}", "",
-                  f"faults `{r['faults']}`, client timeout {r['timeout_s']} s, Retry-After 1 s; other engine "
-                  "settings are the defaults (5 attempts; 429/503 wait Retry-After or 0.5 s doubling, other "
-                  "faults 0.1 s doubling)", "", HEAD]
-        for label in ("aimd_off", "aimd_on"):
-            if label not in r:
-                continue
-            x = r[label]
-            lines += [_row(f"{label} fault-free N={x['n']}", x["fault_free"]),
-                      _row(f"{label} with faults N={x['n']}", x["with_faults"],
-                           f"dead letters {x['with_faults'].get('dead_letters')}, server outcomes "
-                           f"{json.dumps(x['with_faults'].get('server', {}).get('by_outcome'))};")]
-        lines.append("")
+                  f"faults `{r['faults']}`, client timeout {r['timeout_s']} s, Retry-After {r['retry_after_s']} s; "
+                  "other engine settings are the defaults (5 attempts; 429/503 wait Retry-After or 0.5 s doubling, "
+                  "other faults 0.1 s doubling). Two readings of the mix: a share of requests (fake server "
+                  "`--fault-mode first`: a request meets one fault, its retry is answered) and a share of attempts "
+                  "(`--fault-mode hash`: every attempt draws again, so faults chain)", "", HEAD]
         for label in ("aimd_off", "aimd_on"):
             if label in r:
-                x = r[label]
-                lines.append(f"- {label}: throughput with faults / fault-free **{x['throughput_share']}**, every "
-                             f"request accounted for: **{x['every_request_accounted']}**")
+                lines.append(_row(f"{label} fault-free N={r[label]['n']}", r[label]["fault_free"]))
+        for label, reading, x, _ in _fault_runs(faults):
+            lines.append(_row(f"{label} faults {_READING[reading]}", x["with_faults"],
+                              f"dead letters {x['with_faults'].get('dead_letters')}, server outcomes "
+                              f"{json.dumps(x['with_faults'].get('server', {}).get('by_outcome'))};"))
+        lines.append("")
+        for label, reading, x, perfect in _fault_runs(faults):
+            lines.append(f"- {label}, {_READING[reading]}: throughput with faults / fault-free "
+                         f"**{x['throughput_share']}**, every request accounted for: "
+                         f"**{x['every_request_accounted']}**; {x['over_perfect_client']}× the time of a perfect "
+                         f"client on the same faults ({perfect['with_faults_s'][0]} s)")
+        for reading, perfect in r.get("perfect_client", {}).items():
+            lines.append(f"- perfect client (`bench/fault_bound.py`), {_READING[reading]}: share of its fault-free "
+                         f"run over ten fault draws {perfect['shares']} (median {perfect['median']})")
         lines.append("")
     local = _load("local")
     if local:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from valuecorpus.pipelines.engine.fake_server_app import STRUCTURED_MODES, FakeServerConfig, ServerApp
-from valuecorpus.pipelines.engine.fake_server_faults import parse_faults, parse_latency
+from valuecorpus.pipelines.engine.fake_server_faults import FAULT_MODES, parse_faults, parse_latency
 from valuecorpus.pipelines.engine.fake_server_http import Connection
 
 __all__ = ["STRUCTURED_MODES", "FakeServer", "FakeServerConfig", "main", "serve"]
@@ -132,7 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     lat.add_argument("--latency-ms", type=float, help="fixed latency of chat completions")
     lat.add_argument("--latency", help="fixed:MS | uniform:LO,HI | normal:MEAN,SD | lognormal:MEDIAN,SIGMA")
     p.add_argument("--faults", help="e.g. '429:0.05,500:0.05,hang:0.02' or '429@1' (see fake_server_faults)")
-    p.add_argument("--fault-mode", choices=("hash", "random"), default="hash")
+    p.add_argument("--fault-mode", choices=FAULT_MODES, default="hash", help="hash: every attempt draws; "
+                   "first: only a request's first attempt draws (rates are shares of requests); random: seeded")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--responses", type=Path, help="JSON file of canned responses (see fake_server_content)")
     p.add_argument("--api-key", help="require this key (Bearer); 401 otherwise. Default: any key or none")

@@ -8,7 +8,9 @@ KIND is one of FAULT_KINDS or any HTTP status code (e.g. `401`, `404`).
 
 By rate, the default `hash` mode draws from a hash of (request hash, attempt): the same request fails the
 same way on the same attempt, and a retry (the next attempt) draws again, so a retried request can succeed and
-a rerun of a whole test sees the same faults. `random` mode draws from a seeded generator instead.
+a rerun of a whole test sees the same faults. `first` mode draws the same way on a request's first attempt
+only, and answers its retries: the rates are then shares of requests rather than of attempts. `random` mode
+draws every attempt from a seeded generator instead.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+FAULT_MODES = ("hash", "first", "random")
 FAULT_KINDS = ("429", "500", "503", "hang", "reset", "truncated", "cut", "invalid_json")
 """hang: never answers; reset: TCP reset (RST) instead of an answer; truncated: a complete HTTP 200 whose JSON
 body is cut short; cut: the connection closes mid-body (fewer bytes than Content-Length); invalid_json: a
@@ -49,7 +52,7 @@ class FaultPlan:
         for kind, n in self.every:
             if seq % n == 0:
                 return kind
-        if not self.rates:
+        if not self.rates or (self.mode == "first" and attempt > 1):
             return None
         if self.mode == "random":
             u = self._rng.random()
@@ -74,8 +77,8 @@ def _check_kind(kind: str, item: str) -> str:
 
 def parse_faults(spec: str | None, mode: str = "hash", seed: int = 0) -> FaultPlan:
     plan = FaultPlan(mode=mode, seed=seed)
-    if mode not in ("hash", "random"):
-        raise ValueError(f"fault mode {mode!r}: expected 'hash' or 'random'")
+    if mode not in FAULT_MODES:
+        raise ValueError(f"fault mode {mode!r}: expected one of {', '.join(FAULT_MODES)}")
     for raw in (spec or "").split(","):
         item = raw.strip()
         if not item:

@@ -185,6 +185,22 @@ def test_fault_rates_are_deterministic_per_request_and_attempt(server: FakeServe
     assert sum(stats["by_outcome"].values()) == 120
 
 
+def test_first_mode_faults_a_share_of_requests_and_answers_their_retries() -> None:
+    spec = "500:0.2,hang:0.1"
+    per_attempt, first = parse_faults(spec), parse_faults(spec, mode="first")
+    hashes = [f"h{n}" for n in range(2_000)]
+    # on a first attempt both modes draw alike; only per-attempt draws again on a retry
+    assert [first.decide(h, 1, 1) for h in hashes] == [per_attempt.decide(h, 1, 1) for h in hashes]
+    faulted = sum(first.decide(h, 1, 1) is not None for h in hashes)
+    assert 500 < faulted < 700  # 30 % of 2,000 requests
+    assert all(first.decide(h, attempt, 1) is None for h in hashes for attempt in (2, 3))
+    assert sum(per_attempt.decide(h, 2, 1) is not None for h in hashes) > 400
+    # schedules are not rates: they still apply to every attempt they name
+    assert parse_faults("429@2", mode="first").decide("h", 2, 1) == "429"
+    with pytest.raises(ValueError, match="fault mode 'once'"):
+        parse_faults(spec, mode="once")
+
+
 def test_schedule_every_nth_request() -> None:
     plan = parse_faults("503%3")
     assert [plan.decide("h", 1, seq) for seq in range(1, 7)] == [None, None, "503", None, None, "503"]
