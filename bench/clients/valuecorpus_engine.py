@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from workload import MAX_TOKENS, MODEL, SCHEMA, Meter, messages, params
 
+# the engine loads its HTTP client on first use; it is loaded here, before the clock, as every other client
+# loads its library (aiohttp, openai, distilabel, curator) before the clock
+import valuecorpus.pipelines.engine.backends.http  # noqa: F401
 from valuecorpus.pipelines.engine import Engine, EngineConfig, GenerationResult
 
 
