@@ -52,6 +52,20 @@ def request_keys(n: int) -> list[str]:
     return [request_hash(messages(i), structured) for i in range(n)]
 
 
+def attempt_counts(s: Setup, keys: list[str], max_attempts: int = 5) -> dict[str, int]:
+    """What the server answers each attempt of every request, counted by kind ("ok" for an answer): the same
+    for any client that retries to the same cap, so the engine's run must show the server exactly these."""
+    plan = parse_faults(s.faults, s.mode, s.seed)
+    counts: dict[str, int] = {}
+    for key in keys[: s.n]:
+        for attempt in range(1, max_attempts + 1):
+            fault = plan.decide(key, attempt, attempt)
+            counts[fault or "ok"] = counts.get(fault or "ok", 0) + 1
+            if fault is None or fault in _NOT_RETRIED:
+                break
+    return counts
+
+
 def perfect_client_s(s: Setup, keys: list[str]) -> float:
     """The makespan of `s.n` requests through `s.c` slots for a client with no cost of its own."""
     plan = parse_faults(s.faults, s.mode, s.seed)
@@ -100,6 +114,7 @@ def bound(s: Setup, seeds: list[int]) -> dict[str, float | list[float]]:
     walls = [perfect_client_s(Setup(**{**s.__dict__, "seed": seed}), keys) for seed in seeds]
     shares = [round(clean / wall, 3) for wall in walls]
     return {"fault_free_s": round(clean, 3), "with_faults_s": [round(w, 3) for w in walls], "seeds": seeds,
+            "attempts_seed_0": attempt_counts(Setup(**{**s.__dict__, "seed": 0}), keys),
             "shares": shares, "median": statistics.median(shares), "min": min(shares), "max": max(shares)}
 
 

@@ -225,7 +225,8 @@ def write_summary() -> Path:
             lines.append(f"- {label}, {_READING[reading]}: throughput with faults / fault-free "
                          f"**{x['throughput_share']}**, every request accounted for: "
                          f"**{x['every_request_accounted']}**; {x['over_perfect_client']}× the time of a perfect "
-                         f"client on the same faults ({perfect['with_faults_s'][0]} s)")
+                         f"client on the same faults ({perfect['with_faults_s'][0]} s; the server saw exactly the "
+                         f"attempts the bound counts: {x.get('same_faults_as_bound')})")
         for reading, perfect in r.get("perfect_client", {}).items():
             lines.append(f"- perfect client (`bench/fault_bound.py`), {_READING[reading]}: share of its fault-free "
                          f"run over ten fault draws {perfect['shares']} (median {perfect['median']})")
