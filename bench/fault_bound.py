@@ -19,6 +19,7 @@ import math
 import random
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 from bench.clients.workload import SCHEMA, messages
 from valuecorpus.pipelines.engine.attempts import OVERLOAD, backoff_delay
@@ -31,6 +32,7 @@ FAULTS_20 = "429:0.05,500:0.05,503:0.03,hang:0.02,reset:0.02,truncated:0.02,inva
 """The benchmark's fault mix: every kind the fake server can inject, 20 % in all."""
 _ANSWERED_AT_ONCE = {"429", "503"}  # the fake server's rate limiter answers these without the latency
 _NOT_RETRIED = {"invalid_json"}  # a well-formed answer whose content is not JSON: a parse dead letter
+_ENGINE = EngineConfig(backend="openai", base_url="http://127.0.0.1/v1", model="m")  # the retry defaults
 
 
 @dataclass
@@ -52,13 +54,13 @@ def request_keys(n: int) -> list[str]:
     return [request_hash(messages(i), structured) for i in range(n)]
 
 
-def attempt_counts(s: Setup, keys: list[str], max_attempts: int = 5) -> dict[str, int]:
+def attempt_counts(s: Setup, keys: list[str]) -> dict[str, int]:
     """What the server answers each attempt of every request, counted by kind ("ok" for an answer): the same
     for any client that retries to the same cap, so the engine's run must show the server exactly these."""
     plan = parse_faults(s.faults, s.mode, s.seed)
     counts: dict[str, int] = {}
     for key in keys[: s.n]:
-        for attempt in range(1, max_attempts + 1):
+        for attempt in range(1, _ENGINE.max_attempts + 1):
             fault = plan.decide(key, attempt, attempt)
             counts[fault or "ok"] = counts.get(fault or "ok", 0) + 1
             if fault is None or fault in _NOT_RETRIED:
@@ -69,7 +71,6 @@ def attempt_counts(s: Setup, keys: list[str], max_attempts: int = 5) -> dict[str
 def perfect_client_s(s: Setup, keys: list[str]) -> float:
     """The makespan of `s.n` requests through `s.c` slots for a client with no cost of its own."""
     plan = parse_faults(s.faults, s.mode, s.seed)
-    cfg = EngineConfig(backend="openai", base_url="http://127.0.0.1/v1", model="m")
     random.seed(s.seed)  # backoff_delay's jitter
     fresh = iter(range(s.n))
     due: list[tuple[float, int]] = []  # retries: (when, request)
@@ -95,15 +96,24 @@ def perfect_client_s(s: Setup, keys: list[str]) -> float:
             continue
         now, i, fault = heapq.heappop(running)
         free += 1
-        if fault is None or fault in _NOT_RETRIED or attempts[i] >= cfg.max_attempts:
+        if fault is None or fault in _NOT_RETRIED or attempts[i] >= _ENGINE.max_attempts:
             done += 1
             continue
-        overload = fault in _ANSWERED_AT_ONCE and int(fault) in OVERLOAD
+        overload = fault.isdigit() and int(fault) in OVERLOAD
         strikes[i][overload] += 1
-        base = cfg.backoff_base_s if overload else cfg.transient_backoff_s
-        wait = backoff_delay(strikes[i][overload], base, cfg.backoff_max_s, s.retry_after_s if fault == "429" else None)
+        base = _ENGINE.backoff_base_s if overload else _ENGINE.transient_backoff_s
+        retry_after = s.retry_after_s if fault == "429" else None
+        wait = backoff_delay(strikes[i][overload], base, _ENGINE.backoff_max_s, retry_after)
         heapq.heappush(due, (now + wait, i))
     return now
+
+
+def same_faults(server: dict[str, Any], expected: dict[str, int]) -> bool:
+    """Whether the server (its `/stats`) answered the attempts `attempt_counts` expects, kind by kind. Its "ok"
+    count is left out: it also counts `GET /models`."""
+    seen = {kind: count for kind, count in server.get("by_outcome", {}).items() if kind != "ok"}
+    return server.get("requests") == sum(expected.values()) and seen == {
+        kind: count for kind, count in expected.items() if kind != "ok"}
 
 
 def bound(s: Setup, seeds: list[int]) -> dict[str, float | list[float]]:

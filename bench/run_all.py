@@ -159,10 +159,8 @@ def part_faults(args: argparse.Namespace) -> dict[str, Any]:
             if x["with_faults"].get("ok"):
                 x["over_perfect_client"] = round(x["with_faults"]["wall_s"] / perfect["with_faults_s"][0], 3)
                 # the bound is for the same faults only if the server answered the engine's attempts as counted
-                seen = dict(x["with_faults"].get("server", {}).get("by_outcome", {}))
-                x["same_faults_as_bound"] = x["with_faults"]["server"].get("requests") == sum(
-                    perfect["attempts_seed_0"].values()) and all(
-                    seen.get(kind) == count for kind, count in perfect["attempts_seed_0"].items() if kind != "ok")
+                x["same_faults_as_bound"] = fault_bound.same_faults(x["with_faults"].get("server", {}),
+                                                                    perfect["attempts_seed_0"])
     return out
 
 
