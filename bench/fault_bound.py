@@ -18,20 +18,19 @@ import json
 import math
 import random
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bench.clients.workload import SCHEMA, messages
 from valuecorpus.pipelines.engine.attempts import OVERLOAD, backoff_delay
 from valuecorpus.pipelines.engine.config import EngineConfig
 from valuecorpus.pipelines.engine.fake_server_content import request_hash
-from valuecorpus.pipelines.engine.fake_server_faults import parse_faults
+from valuecorpus.pipelines.engine.fake_server_faults import ANSWERED_AT_ONCE, parse_faults
+from valuecorpus.pipelines.engine.outcomes import PARSE_CLASSES
 from valuecorpus.pipelines.engine.structured import compile_schema, shape_body
 
 FAULTS_20 = "429:0.05,500:0.05,503:0.03,hang:0.02,reset:0.02,truncated:0.02,invalid_json:0.01"
 """The benchmark's fault mix: every kind the fake server can inject, 20 % in all."""
-_ANSWERED_AT_ONCE = {"429", "503"}  # the fake server's rate limiter answers these without the latency
-_NOT_RETRIED = {"invalid_json"}  # a well-formed answer whose content is not JSON: a parse dead letter
 _ENGINE = EngineConfig(backend="openai", base_url="http://127.0.0.1/v1", model="m")  # the retry defaults
 
 
@@ -63,7 +62,7 @@ def attempt_counts(s: Setup, keys: list[str]) -> dict[str, int]:
         for attempt in range(1, _ENGINE.max_attempts + 1):
             fault = plan.decide(key, attempt, attempt)
             counts[fault or "ok"] = counts.get(fault or "ok", 0) + 1
-            if fault is None or fault in _NOT_RETRIED:
+            if fault is None or fault in PARSE_CLASSES:
                 break
     return counts
 
@@ -87,7 +86,7 @@ def perfect_client_s(s: Setup, keys: list[str]) -> float:
             attempts[i] += 1
             seq += 1
             fault = plan.decide(keys[i], attempts[i], seq) if plan.active else None
-            took = s.timeout_s if fault == "hang" else 0.0 if fault in _ANSWERED_AT_ONCE else s.latency_s
+            took = s.timeout_s if fault == "hang" else 0.0 if fault in ANSWERED_AT_ONCE else s.latency_s
             heapq.heappush(running, (now + took, i, fault))
             free -= 1
         ends = running[0][0] if running else math.inf
@@ -96,7 +95,7 @@ def perfect_client_s(s: Setup, keys: list[str]) -> float:
             continue
         now, i, fault = heapq.heappop(running)
         free += 1
-        if fault is None or fault in _NOT_RETRIED or attempts[i] >= _ENGINE.max_attempts:
+        if fault is None or fault in PARSE_CLASSES or attempts[i] >= _ENGINE.max_attempts:
             done += 1
             continue
         overload = fault.isdigit() and int(fault) in OVERLOAD
@@ -120,11 +119,11 @@ def bound(s: Setup, seeds: list[int]) -> dict[str, float | list[float]]:
     """The perfect client's makespan with the faults of each seed, and its share of its own fault-free
     throughput. Seed 0 is the fake server's default: the draw the benchmark's engine run meets."""
     keys = request_keys(s.n)
-    clean = perfect_client_s(Setup(s.n, s.c, s.latency_s, s.timeout_s, s.retry_after_s), keys)
-    walls = [perfect_client_s(Setup(**{**s.__dict__, "seed": seed}), keys) for seed in seeds]
+    clean = perfect_client_s(replace(s, faults=""), keys)
+    walls = [perfect_client_s(replace(s, seed=seed), keys) for seed in seeds]
     shares = [round(clean / wall, 3) for wall in walls]
     return {"fault_free_s": round(clean, 3), "with_faults_s": [round(w, 3) for w in walls], "seeds": seeds,
-            "attempts_seed_0": attempt_counts(Setup(**{**s.__dict__, "seed": 0}), keys),
+            "attempts_seed_0": attempt_counts(replace(s, seed=0), keys),
             "shares": shares, "median": statistics.median(shares), "min": min(shares), "max": max(shares)}
 
 

@@ -28,7 +28,7 @@ from valuecorpus.pipelines.engine.fake_server_content import (
     request_hash,
     schema_in_prompt,
 )
-from valuecorpus.pipelines.engine.fake_server_faults import parse_faults, parse_latency
+from valuecorpus.pipelines.engine.fake_server_faults import ANSWERED_AT_ONCE, parse_faults, parse_latency
 from valuecorpus.pipelines.engine.fake_server_http import Connection, Request
 
 STRUCTURED_MODES = ("all", "openai", "vllm", "llamacpp", "none")
@@ -265,7 +265,7 @@ class ServerApp:
         limit = self.config.max_inflight
         if fault is None and limit is not None and c.in_flight >= limit:
             fault = "429"
-        if fault in ("429", "503"):  # a rate limiter or an overloaded gateway answers at once
+        if fault in ANSWERED_AT_ONCE:
             return self.fail_status(conn, int(fault))
         status, payload = 0, b""
         if fault is None or fault in ("truncated", "cut", "invalid_json"):

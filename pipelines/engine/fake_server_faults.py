@@ -26,6 +26,8 @@ FAULT_KINDS = ("429", "500", "503", "hang", "reset", "truncated", "cut", "invali
 """hang: never answers; reset: TCP reset (RST) instead of an answer; truncated: a complete HTTP 200 whose JSON
 body is cut short; cut: the connection closes mid-body (fewer bytes than Content-Length); invalid_json: a
 well-formed completion whose message content is not valid JSON."""
+ANSWERED_AT_ONCE = ("429", "503")
+"""Faults a rate limiter or an overloaded gateway answers at once, without the latency of a completion."""
 
 
 @dataclass
