@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from valuecorpus.pipelines.engine.fake_server_process import FakeServerProcess
+from valuecorpus_testing.fake_server_process import FakeServerProcess
+
 from valuecorpus.schemas.layout import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]

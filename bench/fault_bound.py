@@ -21,11 +21,12 @@ import statistics
 from dataclasses import dataclass, replace
 from typing import Any
 
+from valuecorpus_testing.fake_server_content import request_hash
+from valuecorpus_testing.fake_server_faults import ANSWERED_AT_ONCE, parse_faults
+
 from bench.clients.workload import SCHEMA, messages
 from valuecorpus.pipelines.engine.attempts import OVERLOAD, backoff_delay
 from valuecorpus.pipelines.engine.config import EngineConfig
-from valuecorpus.pipelines.engine.fake_server_content import request_hash
-from valuecorpus.pipelines.engine.fake_server_faults import ANSWERED_AT_ONCE, parse_faults
 from valuecorpus.pipelines.engine.outcomes import PARSE_CLASSES
 from valuecorpus.pipelines.engine.structured import compile_schema, shape_body
 

@@ -45,6 +45,8 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
     tops = {n.split("/")[0] for n in names}
     assert tops == {"valuecorpus", wheel.name.split("-py3")[0] + ".dist-info"}, tops  # no generic top-level names
     assert any(n.startswith("valuecorpus/schemas/taxonomies/data/") and n.endswith(".json") for n in names)
+    # test and benchmark tools (the fake OpenAI server) live in tests/support and never reach the wheel
+    assert not [n for n in names if "fake_server" in n or n.startswith("valuecorpus/tests")], names
 
     venv = tmp_path / "fresh"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

@@ -6,8 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from valuecorpus.pipelines.engine.fake_server_process import FakeServerProcess
+from valuecorpus_testing.fake_server_process import FakeServerProcess
 
 
 @pytest.fixture

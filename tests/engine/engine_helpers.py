@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from valuecorpus_testing.fake_server_process import FakeServerProcess
+
 from valuecorpus.pipelines.engine import EngineConfig, GenerationRequest
-from valuecorpus.pipelines.engine.fake_server_process import FakeServerProcess
 
 VALUE_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from canned import Responder
-
-from valuecorpus.pipelines.engine.fake_server import FakeServer, FakeServerConfig
+from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
+
 from valuecorpus.pipelines.chains import chain_class
 from valuecorpus.pipelines.chains.base import Chain, SampleState
 from valuecorpus.pipelines.chains.runner import execute, initial_states
 from valuecorpus.pipelines.engine import Engine, EngineConfig
-from valuecorpus.pipelines.engine.fake_server import FakeServer, FakeServerConfig
 from valuecorpus.pipelines.engine.probe import _PROBE_PROMPT
 from valuecorpus.pipelines.filters import apply_filters
 from valuecorpus.pipelines.planner import make_plan

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from corpus_chains_harness import run
+from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
 
 from valuecorpus.pipelines.chains.outcomes import parse_answer
-from valuecorpus.pipelines.engine.fake_server import FakeServer, FakeServerConfig
 from valuecorpus.pipelines.recipes import load_recipe
 from valuecorpus.pipelines.utilities import edges_from_comparisons, fit_thurstonian
 from valuecorpus.schemas.errors import RecipeError

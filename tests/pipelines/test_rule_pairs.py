@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from corpus_chains_harness import run, system_and_user
+from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
 
 from valuecorpus.pipelines.chains.rule_pairs import SLOTS, Params, candidate_pairs
-from valuecorpus.pipelines.engine.fake_server import FakeServer, FakeServerConfig
 from valuecorpus.pipelines.recipes import load_recipe
 from valuecorpus.pipelines.similarity import similar_pairs
 from valuecorpus.schemas.arrow import write_records

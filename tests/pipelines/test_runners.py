@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
 
-from valuecorpus.pipelines.engine.fake_server import FakeServer, FakeServerConfig
 from valuecorpus.schemas.layout import DataHome
 
 

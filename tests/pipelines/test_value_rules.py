@@ -196,7 +196,8 @@ def test_local_model_small_run(tmp_path: Any) -> None:
 
 def test_cli_generate_on_beam(cli: Any, home: Any) -> None:
     """`valuecorpus generate value_rules` on the default Beam executor stages the same outcome as the loop."""
-    from valuecorpus.pipelines.engine.fake_server import FakeServer, FakeServerConfig
+    from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
+
     from valuecorpus.schemas.arrow import read_records
     from valuecorpus.schemas.layout import RunLayout
 

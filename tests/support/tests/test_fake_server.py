@@ -18,10 +18,10 @@ import aiohttp
 import jsonschema
 import openai
 import pytest
+from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
+from valuecorpus_testing.fake_server_content import request_hash
+from valuecorpus_testing.fake_server_faults import parse_faults, parse_latency
 
-from valuecorpus.pipelines.engine.fake_server import FakeServer, FakeServerConfig
-from valuecorpus.pipelines.engine.fake_server_content import request_hash
-from valuecorpus.pipelines.engine.fake_server_faults import parse_faults, parse_latency
 from valuecorpus.schemas.jsonschema import constrain, model_json_schema
 from valuecorpus.schemas.records import RECORD_TYPES
 
@@ -387,7 +387,7 @@ def _listening_addresses(port: int) -> set[str]:
 def test_subprocess_serves_and_stops_by_pid(tmp_path: Path) -> None:
     port_file = tmp_path / "port"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "valuecorpus.pipelines.engine.fake_server", "--port", "0", "--port-file",
+        [sys.executable, "-m", "valuecorpus_testing.fake_server", "--port", "0", "--port-file",
          str(port_file), "--latency", "uniform:1,5", "--faults", "500@1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -407,7 +407,7 @@ def test_subprocess_serves_and_stops_by_pid(tmp_path: Path) -> None:
 
 
 def test_cli_rejects_a_bad_spec() -> None:
-    command = [sys.executable, "-m", "valuecorpus.pipelines.engine.fake_server", "--port", str(_free_port()),
+    command = [sys.executable, "-m", "valuecorpus_testing.fake_server", "--port", str(_free_port()),
                "--faults", "teapot:0.5"]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "unknown kind 'teapot'" in proc.stderr

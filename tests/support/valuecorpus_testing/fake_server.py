@@ -1,6 +1,6 @@
 """A fake OpenAI-compatible server on 127.0.0.1, for testing recipes offline and for benchmarks.
 
-    python -m valuecorpus.pipelines.engine.fake_server --port 8089 --latency-ms 200 \\
+    python -m valuecorpus_testing.fake_server --port 8089 --latency-ms 200 \\
         --faults "429:0.05,500:0.05,hang:0.02" --responses canned.json
 
 or in-process: `with FakeServer(FakeServerConfig(latency="200")) as server:` then `server.base_url`,
@@ -24,9 +24,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from valuecorpus.pipelines.engine.fake_server_app import STRUCTURED_MODES, FakeServerConfig, ServerApp
-from valuecorpus.pipelines.engine.fake_server_faults import FAULT_MODES, parse_faults, parse_latency
-from valuecorpus.pipelines.engine.fake_server_http import Connection
+from valuecorpus_testing.fake_server_app import STRUCTURED_MODES, FakeServerConfig, ServerApp
+from valuecorpus_testing.fake_server_faults import FAULT_MODES, parse_faults, parse_latency
+from valuecorpus_testing.fake_server_http import Connection
 
 __all__ = ["STRUCTURED_MODES", "FakeServer", "FakeServerConfig", "main", "serve"]
 
@@ -124,7 +124,7 @@ class FakeServer:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m valuecorpus.pipelines.engine.fake_server",
+    p = argparse.ArgumentParser(prog="python -m valuecorpus_testing.fake_server",
                                 description="A fake OpenAI-compatible server on 127.0.0.1.")
     p.add_argument("--port", type=int, default=0, help="0 = any free port (printed on start)")
     p.add_argument("--port-file", type=Path, help="write the port here once listening")

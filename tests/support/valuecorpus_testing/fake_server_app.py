@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from valuecorpus.pipelines.engine.fake_server_batches import ApiError, BatchStore, parse_multipart
-from valuecorpus.pipelines.engine.fake_server_content import (
+from valuecorpus_testing.fake_server_batches import ApiError, BatchStore, parse_multipart
+from valuecorpus_testing.fake_server_content import (
     Overlay,
     Responder,
     free_text,
@@ -28,8 +28,8 @@ from valuecorpus.pipelines.engine.fake_server_content import (
     request_hash,
     schema_in_prompt,
 )
-from valuecorpus.pipelines.engine.fake_server_faults import ANSWERED_AT_ONCE, parse_faults, parse_latency
-from valuecorpus.pipelines.engine.fake_server_http import Connection, Request
+from valuecorpus_testing.fake_server_faults import ANSWERED_AT_ONCE, parse_faults, parse_latency
+from valuecorpus_testing.fake_server_http import Connection, Request
 
 STRUCTURED_MODES = ("all", "openai", "vllm", "llamacpp", "none")
 """Which structured-output dialects the server honours. all: every one below. openai: response_format

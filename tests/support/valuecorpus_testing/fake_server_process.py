@@ -24,7 +24,7 @@ class FakeServerProcess:
         with tempfile.TemporaryDirectory(prefix="fake-server-") as tmp:
             port_file = Path(tmp) / "port"
             self.proc = subprocess.Popen(
-                [python or sys.executable, "-m", "valuecorpus.pipelines.engine.fake_server", "--port", "0",
+                [python or sys.executable, "-m", "valuecorpus_testing.fake_server", "--port", "0",
                  "--port-file", str(port_file), *args],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             )
