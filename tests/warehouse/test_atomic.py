@@ -27,9 +27,9 @@ def _assert_only_complete_versions(home: Path, dataset: str) -> list[int]:
     for n in numbers:
         assert verify_version(home, dataset, n) == [], f"v{n} does not verify"
     ddir = DataHome(home).dataset_dir(dataset)
-    if ddir.exists():  # nothing but complete versions, temp dirs and the lock file
+    if ddir.exists():  # nothing but complete versions, temp dirs, the lock file and the suite file
         for path in ddir.iterdir():
-            known = {f"v{n}" for n in numbers} | {".publish.lock"}
+            known = {f"v{n}" for n in numbers} | {".publish.lock", "suite.yaml"}
             assert path.name in known or path.name.startswith(TMP_PREFIX)
     return numbers
 

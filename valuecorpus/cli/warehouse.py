@@ -127,9 +127,13 @@ def validate_cmd(
             run_path = home.resolve_run(target)
         except ValueCorpusError:  # not a run: maybe a dataset
             run_path = None
+    try:
+        published = bool(version) or bool(version_numbers(home, name))
+    except ValueCorpusError:  # not a dataset name either
+        published = False
     if run_path is not None:
         tgt, suite = run_target(run_path), dataset
-    elif version or version_numbers(home, name):
+    elif published:
         tgt, suite = version_target(home, name, version or None), name
     else:
         raise NotFoundError(f"'{target}' is neither a run under {home.runs_dir} nor a published dataset "

@@ -37,11 +37,17 @@ def _jsonable(value: Any) -> Any:
 class Runner:
     def __init__(self, suite_name: str, docs_dir: Path | None) -> None:
         import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
+        from great_expectations.data_context.types.base import (
+            DataContextConfig,
+            InMemoryStoreBackendDefaults,
+            ProgressBarsConfig,
+        )
 
         self.gx = gx
         self.suite_name = suite_name
-        self.context = gx.get_context(mode="ephemeral")
+        # In memory, and without GE's default docs site (it would leave a temp directory per validation).
+        config = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False))
+        self.context = gx.get_context(mode="ephemeral", project_config=config)
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.docs_dir = docs_dir
         if docs_dir is not None:
