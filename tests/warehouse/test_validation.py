@@ -116,7 +116,7 @@ def test_gate_refuses_each_corruption_naming_the_ids(home: Path, small_run: str,
     _rewrite(home, small_run, rows)
     message = _refused(home, small_run)
     field, name = CORRUPTIONS[kind]
-    assert f"[{kind}]" in message and name in message, message
+    assert f"[{kind}]" in message and name in message and field in message, message
     for rid in bad_ids:
         assert rid in message
     result = validate(DataHome(home), run_target(DataHome(home).run(small_run)), "dd")
