@@ -186,7 +186,8 @@ def diff_cmd(
     ids: bool = typer.Option(False, "--ids", help="List the added / removed / changed ids."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table | json"),
 ) -> None:
-    """Ids added, removed and changed between two versions, with per-column change counts."""
+    """Ids added, removed and changed between two versions, per-column change counts, value labels added and
+    removed, and curation verdicts that changed."""
     from valuecorpus.warehouse.diff import diff_versions
 
     result = diff_versions(settings().data_home, dataset, old, new, kind=kind, ignore=frozenset(ignore))
@@ -199,6 +200,12 @@ def diff_cmd(
               f"{k.unchanged} unchanged")
         for column, n in sorted(k.column_changes.items(), key=lambda item: (-item[1], item[0])):
             print(f"    {column}: {n} changed")
+        for path, change in k.label_changes.items():
+            shown = [f"+{label} ×{n}" for label, n in change["added"].items()][:8] + \
+                    [f"-{label} ×{n}" for label, n in change["removed"].items()][:8]
+            print(f"    labels {path}: {change['records']} records ({', '.join(shown)})")
+        for move, n in k.verdict_changes.items():
+            print(f"    verdict {move}: {n}")
         if ids:
             for label, values in (("added", k.added), ("removed", k.removed), ("changed", k.changed)):
                 for rid in values:
