@@ -71,8 +71,8 @@ def _sql(start: int, stop: int) -> str:
     """
 
 
-def stage_synthetic(home: DataHome, run_id: str, rows: int) -> RunLayout:
-    """Stage `rows` synthetic dilemmas as a run (streamed in chunks of 100,000 rows)."""
+def stage_synthetic(home: DataHome, run_id: str, rows: int, offset: int = 0) -> RunLayout:
+    """Stage `rows` synthetic dilemmas (row numbers from `offset`) as a run, streamed in chunks of 100,000."""
     import duckdb
 
     tax = load_taxonomy("dailydilemmas_values")
@@ -89,13 +89,14 @@ def stage_synthetic(home: DataHome, run_id: str, rows: int) -> RunLayout:
         layout.records_dir.mkdir(parents=True)
         writer = pq.ParquetWriter(layout.records("dilemma"), schema, compression="zstd")
         plan_writer = None
-        for start in range(0, rows, CHUNK):
-            table = con.sql(_sql(start, min(rows, start + CHUNK))).to_arrow_table().cast(schema)
+        for start in range(offset, offset + rows, CHUNK):
+            stop = min(offset + rows, start + CHUNK)
+            table = con.sql(_sql(start, stop)).to_arrow_table().cast(schema)
             writer.write_table(table)
             plan = con.sql(f"SELECT (i)::BIGINT AS index, substr(md5('synthetic:' || i), 1, 24) AS sample_id, "
                            f"i::BIGINT AS seed, 'topic_group=' || g[1 + (i % 10)::INT] AS stratum, "
-                           f"g[1 + (i % 10)::INT] AS topic_group, '{{}}' AS item FROM range({start}, "
-                           f"{min(rows, start + CHUNK)}) t(i), (SELECT {TOPIC_GROUPS!r}::VARCHAR[] AS g)"
+                           f"g[1 + (i % 10)::INT] AS topic_group, '{{}}' AS item FROM range({start}, {stop}) t(i), "
+                           f"(SELECT {TOPIC_GROUPS!r}::VARCHAR[] AS g)"
                            ).to_arrow_table()
             if plan_writer is None:
                 plan_writer = pq.ParquetWriter(layout.plan, plan.schema)
