@@ -4,6 +4,7 @@ the version manifest (`validation`), and the Data Docs site beside the run or th
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from valuecorpus.warehouse.validation.sql import sql_str
 from valuecorpus.warehouse.validation.suite import SUITE_FILE, SuiteSettings, settings_for
 
 DEFAULT_SUITE = "default"
+MEMORY_LIMIT = "1GB"
 
 
 class ValidationFailed(ValueCorpusError):
@@ -143,6 +145,11 @@ def validate(home: DataHome, target: Target, dataset: str | None = None, create_
         shutil.rmtree(target.docs_dir, ignore_errors=True)
     runner = Runner(settings.suite, target.docs_dir)
     con = duckdb.connect(":memory:")
+    scratch = tempfile.mkdtemp(prefix="valuecorpus-validate-")
+    # Unnested levels of a large run may not fit in memory next to GE's frames: DuckDB spills to scratch.
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute(f"SET temp_directory = {sql_str(scratch)}")
+    con.execute("SET preserve_insertion_order = false")
     try:
         for kind, files in target.files.items():
             listing = ", ".join(sql_str(str(p)) for p in files)
@@ -161,6 +168,7 @@ def validate(home: DataHome, target: Target, dataset: str | None = None, create_
                 target.timings[table.name] = round(time.perf_counter() - t0, 3)
     finally:
         con.close()
+        shutil.rmtree(scratch, ignore_errors=True)
     docs = runner.build_docs()
     target.timings["total"] = round(time.perf_counter() - started, 3)
     return {
