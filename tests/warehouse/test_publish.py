@@ -46,7 +46,7 @@ def test_publish_writes_a_complete_verifiable_version(home: Path, dilemma_run: s
     assert run["source_files"] == [{"path": "dilemma.csv",
                                     "sha256": sha256_file(reference_data / "daily_dilemmas" / "dilemma.csv")}]
     assert manifest.taxonomy_versions == {"dailydilemmas_values": "1.0"}
-    assert manifest.validation is None and manifest.annotation is None
+    assert manifest.validation["success"] is True and manifest.annotation is None
     assert manifest.sources == [{"name": "daily_dilemmas", "licence": "CC-BY-4.0",
                                  "url": "https://github.com/kellycyy/daily_dilemmas",
                                  "note": "generated with GPT-4: respect OpenAI terms"}]
