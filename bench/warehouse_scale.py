@@ -1,12 +1,14 @@
 """Warehouse at scale: synthetic dilemma rows (made by DuckDB, `bench/synthetic_dilemmas.py`), at 100k, 300k and
 1M rows, on this machine:
 
-1. setup (not timed as part of the flow): a published version of N rows, and a new run of N other rows;
+1. setup (not timed as part of the flow): a run of N rows; when the filter runs at this size (`--filter-max`),
+   it is published and a new run of N other rows is staged;
 2. near-duplicate filtering of the new run against the published version's texts, through the public
    `pipelines.filters.apply_filters` (the records as models, the published texts as (id, text) pairs);
 3. `valuecorpus validate RUN --dataset bench` (the CLI, process start and Great Expectations import included);
 4. `valuecorpus publish RUN --dataset bench` of the filtered run (the gate validates again, then publishes);
-5. a DuckDB `GROUP BY` value count over the published rows (`warehouse.query`, timed in-process).
+5. DuckDB `GROUP BY` counts over the published rows (`warehouse.query`, timed in-process, three times): the
+   value labels through the nested `actions[].values[]` lists, and a flat column (`topic_group`).
 
 Every step runs in its own process: wall time and that process's peak RSS (`os.wait4`). The filter step can be
 limited by size (`--filter-max`), since the current filter's cost is the point of measuring it; `--profile`
@@ -122,19 +124,29 @@ def _count(values: Any) -> dict[str, int]:
     return out
 
 
+QUERIES = {
+    # the value labels, through the nested actions[].values[] lists
+    "value_labels": (f"SELECT value, count(*) AS n FROM (SELECT unnest(flatten(list_transform(actions, lambda a: "
+                     f"list_transform(a.\"values\", lambda v: v.name)))) AS value FROM {DATASET}) "
+                     "GROUP BY ALL ORDER BY n DESC"),
+    # a flat column
+    "topic_group": f"SELECT topic_group AS value, count(*) AS n FROM {DATASET} GROUP BY ALL ORDER BY n DESC",
+}
+
+
 def step_query(home: str) -> None:
     from valuecorpus.warehouse import query
 
-    sql = (f"SELECT v.name AS value, count(*) AS n FROM (SELECT unnest(actions) AS a FROM {DATASET}), "
-           "unnest(a.\"values\") AS t(v) GROUP BY ALL ORDER BY n DESC")
     query(home, "SELECT 1")  # catalog set-up once, as a session would
-    timings = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        table = query(home, sql)
-        timings.append(round(time.perf_counter() - t0, 3))
-    print(json.dumps({"seconds": timings, "values": table.num_rows,
-                      "counted": sum(table.column("n").to_pylist())}))
+    out = {}
+    for name, sql in QUERIES.items():
+        timings = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            table = query(home, sql)
+            timings.append(round(time.perf_counter() - t0, 3))
+        out[name] = {"seconds": timings, "groups": table.num_rows, "counted": sum(table.column("n").to_pylist())}
+    print(json.dumps(out))
 
 
 def step_validate_inprocess(home: str, run_id: str) -> None:
@@ -164,26 +176,26 @@ def _last_json(step: dict[str, Any]) -> Any:
     return None
 
 
-def measure(rows: int, work: Path, filter_max: int, profile: bool) -> dict[str, Any]:
+def measure(rows: int, work: Path, filter_max: int, profile: bool, parts: bool) -> dict[str, Any]:
     home = work / f"home-{rows}"
     shutil.rmtree(home, ignore_errors=True)
     env = {**os.environ, "VALUECORPUS_HOME": str(home), "PYTHONPATH": str(REPO)}
     vc = [sys.executable, "-m", "valuecorpus"]
     out: dict[str, Any] = {"rows": rows}
     out["stage_published"] = _child(_py("stage", str(home), "base", str(rows), "0"), env)
-    out["publish_base"] = _child([*vc, "publish", "base", "--dataset", DATASET], env)
-    out["stage_new"] = _child(_py("stage", str(home), "new", str(rows), str(rows)), env)
-    candidate = "new"
-    if rows <= filter_max:
+    candidate = "base"
+    if rows <= filter_max:  # the filter's flow: a published version, a new run filtered against it
+        out["publish_base"] = _child([*vc, "publish", "base", "--dataset", DATASET], env)
+        out["stage_new"] = _child(_py("stage", str(home), "new", str(rows), str(rows)), env)
         prof = str(work / f"filter-profile-{rows}.txt") if profile else None
         args = ["filter", str(home), "new", "base", "new-filtered"] + ([prof] if prof else [])
         out["filter"] = _child(_py(*args), env)
         out["filter"]["result"] = _last_json(out["filter"])
-        if out["filter"]["code"] == 0:
-            candidate = "new-filtered"
+        candidate = "new-filtered" if out["filter"]["code"] == 0 else "new"
     out["validate_cli"] = _child([*vc, "validate", candidate, "--dataset", DATASET], env)
-    out["validate_parts"] = _child(_py("validate", str(home), candidate), env)
-    out["validate_parts"]["result"] = _last_json(out["validate_parts"])
+    if parts:
+        out["validate_parts"] = _child(_py("validate", str(home), candidate), env)
+        out["validate_parts"]["result"] = _last_json(out["validate_parts"])
     out["publish"] = _child([*vc, "publish", candidate, "--dataset", DATASET], env)
     out["query"] = _child(_py("query", str(home)), env)
     out["query"]["result"] = _last_json(out["query"])
@@ -212,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="100000,300000,1000000")
     parser.add_argument("--filter-max", type=int, default=1_000_000, help="largest size the filter step runs at")
     parser.add_argument("--profile", action="store_true", help="cProfile the filter at the smallest size")
+    parser.add_argument("--no-parts", action="store_true", help="the validation's breakdown at the smallest size only")
     parser.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
     parser.add_argument("--out", default=str(RESULTS / "warehouse_scale.json"))
     args = parser.parse_args(argv)
@@ -220,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     for i, rows in enumerate(sizes):
         print(f"== {rows:,} rows", flush=True)
-        res = measure(rows, work, args.filter_max, args.profile and i == 0)
+        res = measure(rows, work, args.filter_max, args.profile and i == 0, parts=not args.no_parts or i == 0)
         results["sizes"].append(res)
         print(json.dumps({k: (v if not isinstance(v, dict) else {x: v.get(x) for x in ("seconds", "code",
                           "peak_rss_mib", "result") if x in v}) for k, v in res.items()}, indent=1), flush=True)
