@@ -215,6 +215,7 @@ class MoralGraphVoteChain(Chain):
         prov = self.provenance(state)
         pair, d = state.plan_item["card_pair"], state.data
         a, b = pair["a"]["card_key"], pair["b"]["card_key"]
+        titles = {"from_title": pair["a"]["title"], "to_title": pair["b"]["title"]}
         records: list[Record] = []
         if d.get("verdict") is not None:
             records.append(ValuesCardMatch(id=self.record_id(state, "match"), provenance=prov, card_a=a, card_b=b,
@@ -223,10 +224,11 @@ class MoralGraphVoteChain(Chain):
         if d.get("verdict") == "same":
             return records
         records.append(MoralGraphVote(id=self.record_id(state, "hypothesis"), provenance=prov, from_card=a,
-                                      to_card=b, context=d["context"], relationship=None, story=d["story"]))
+                                      to_card=b, **titles, context=d["context"], relationship=None,
+                                      story=d["story"]))
         for i, (vote, persona) in enumerate(zip(d["votes"], d["voters"], strict=True)):
             records.append(MoralGraphVote(
-                id=self.record_id(state, f"vote:{i}"), provenance=prov, from_card=a, to_card=b,
+                id=self.record_id(state, f"vote:{i}"), provenance=prov, from_card=a, to_card=b, **titles,
                 context=d["context"], relationship=vote["relationship"], story=d["story"],
                 comment=" ".join(vote["comment"].split()), voter=voter_id(persona),
             ))

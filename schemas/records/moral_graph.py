@@ -123,6 +123,8 @@ class MoralGraphVote(Record):
 
     from_card: str = Field(description="card key of the value upgraded from")
     to_card: str = Field(description="card key of the value upgraded to (the wiser one, if upgrade)")
+    from_title: str | None = Field(None, description="the from card's title as the voter saw it (generated votes)")
+    to_title: str | None = Field(None, description="the to card's title as the voter saw it (generated votes)")
     context: str | None = None
     relationship: Relationship | None = None
     story: str | None = None
