@@ -99,7 +99,7 @@ class Responder:
                                                   f"{rng.choice(NOUNS)} together."}
             return {"ready": False, "message": f"What matters to you about the {rng.choice(NOUNS)} here?"}
         if props == {"reply"}:
-            rng = _rng("reply", user)
+            rng = _rng("reply", [m.get("content") for m in request["messages"]])  # the persona is the system
             return {"reply": f"{sentence(rng)} {sentence(rng)}"}
         if props == {"title", "description", "policies"}:
             rng = _rng("card", user)
