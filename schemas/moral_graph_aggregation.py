@@ -95,8 +95,9 @@ class EdgeRule:
 def pagerank(edges: Iterable[tuple[str, str, float]], damping: float = 0.85,
              iterations: int = 100) -> dict[str, float]:
     """PageRank of the nodes of (source, wiser, weight) edges: rank flows from a value to the values judged
-    wiser than it, split by weight. As published: no teleport of a dangling node's rank."""
-    edges = [(a, b, float(w)) for a, b, w in edges]
+    wiser than it, split by weight. As published: no teleport of a dangling node's rank. An edge whose weight
+    is not positive (more people judged the other way) carries no rank."""
+    edges = [(a, b, float(w)) for a, b, w in edges if w > 0]
     nodes = sorted({n for a, b, _ in edges for n in (a, b)})
     if not nodes:
         return {}

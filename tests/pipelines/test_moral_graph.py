@@ -14,6 +14,7 @@ import duckdb
 import pytest
 from canned import Responder
 from corpus_chains_harness import PROBE_PROMPT, run
+from pydantic import BaseModel, ConfigDict
 from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
 
 from valuecorpus.pipelines.chains.base import Chain, SampleState
@@ -177,8 +178,9 @@ def test_interviewer_and_participant_are_different_models() -> None:
 
 # --- the turn loop is a chain concept ----------------------------------------------------------------------
 
-class CountParams(Chain.Params):  # type: ignore[misc,valid-type]
-    model_config = {"extra": "forbid"}
+class CountParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     cap: int = 5
 
 
@@ -189,9 +191,10 @@ class CountStep(TurnStep):
     template = "moral_graph/participant"
 
     def turn_requests(self, state: SampleState) -> list[Any]:
-        return [self.request(state, {"question": f"{state.sample_id} word {self.turn}", "transcript": "-", "stance": "s",
-                                     "life_situation": "l"}, {"type": "object", "properties": {
-                                         "reply": {"type": "string", "maxLength": 20}}, "required": ["reply"]})]
+        schema = {"type": "object", "properties": {"reply": {"type": "string", "maxLength": 20}},
+                  "required": ["reply"]}
+        return [self.request(state, {"question": f"{state.sample_id} word {self.turn}", "transcript": "-",
+                                     "stance": "s", "life_situation": "l"}, schema)]
 
     def turn_absorb(self, state: SampleState, results: list[Any]) -> SampleState:
         state.data.setdefault("words", []).append(results[0].parsed["reply"])
@@ -240,7 +243,7 @@ def test_the_beam_executor_runs_the_turn_loop_like_the_plain_loop(tmp_path: Path
     plan = make_plan(recipe, chain.extra_axes(), chain.planned_count())
     with FakeServer(FakeServerConfig(responder=Responder())) as server:
         config = EngineConfig(backend="openai", base_url=server.base_url, model="fake-model", progress=False)
-        kept, filtered, dead, states, _ = run_beam(chain, plan, config, [], tmp_path / "work")
+        kept, filtered, dead, _states, _ = run_beam(chain, plan, config, [], tmp_path / "work")
     assert not dead and not filtered
     beam_turns = {r.id: r.turns for r in kept if isinstance(r, Interview)}
     loop_turns = {r.id: r.turns for r in loop.records if isinstance(r, Interview)}
@@ -353,8 +356,8 @@ def test_cli_interviews_votes_aggregate_publish_query(cli: Any, home: Path) -> N
 
 def test_local_model_small_run(tmp_path: Path) -> None:
     local = run("moral_graph", None, {"count": 1, "params": {"max_turns": 1},
-                                      "model": {"backend": "local", "max_tokens": 64,
-                                                "step_max_tokens": {"articulate": 160, "contexts": 64}}},
+                                      "model": {"backend": "local", "max_tokens": 48,
+                                                "step_max_tokens": {"articulate": 120, "contexts": 40}}},
                 local=True, cache_dir=tmp_path)
     local.assert_accounted()  # every plan item: records (kept or filtered with a reason) or a dead letter
     for rec in local.records:
