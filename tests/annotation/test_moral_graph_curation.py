@@ -48,7 +48,7 @@ def test_generated_cards_and_votes_push_with_their_configs(label_studio, tmp_pat
     env = {"VALUECORPUS_HOME": str(home), **label_studio.env}
     with FakeServer(FakeServerConfig(responder=respond)) as server:
         common = ["--executor", "loop", "--base-url", server.base_url, "--model", "fake-model", "--no-progress"]
-        _ok(run_cli("generate", "moral_graph", "--n", "4", "--run-id", "mg-int", *common, env=env))
+        _ok(run_cli("generate", "moral_graph", "--n", "8", "--run-id", "mg-int", *common, env=env))  # 2 per prompt
         _ok(run_cli("generate", "moral_graph_votes", "--from-run", "mg-int", "--run-id", "mg-votes", *common,
                     env=env))
     cards = read_records(DataHome(home).run("mg-int").records("values_card"))
