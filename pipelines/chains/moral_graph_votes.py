@@ -15,7 +15,7 @@ Steps, one engine call each, skipped where they do not apply:
 
 Records: the story as a hypothesis (`moral_graph_vote`, relationship None, as the DFT `edgeHypothesis`), one
 `moral_graph_vote` per voter, and the match verdict. `valuecorpus moral-graph aggregate` turns them into
-canonical cards, edges and value ranks (`pipelines/moral_graph_graph.py`).
+canonical cards, edges and value ranks (`pipelines/moral_graph_aggregate.py`).
 """
 
 from __future__ import annotations

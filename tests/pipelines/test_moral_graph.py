@@ -22,7 +22,7 @@ from valuecorpus.pipelines.chains.moral_graph import catalogue, policy_problem
 from valuecorpus.pipelines.chains.repeat import Repeat, TurnStep
 from valuecorpus.pipelines.chains.runner import execute, initial_states
 from valuecorpus.pipelines.engine import Engine, EngineConfig
-from valuecorpus.pipelines.moral_graph_graph import aggregate
+from valuecorpus.pipelines.moral_graph_aggregate import aggregate
 from valuecorpus.pipelines.planner import make_plan
 from valuecorpus.pipelines.recipes import Recipe, load_recipe
 from valuecorpus.schemas.errors import RecipeError

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         wiserLikelihood, entropy and the PageRank of values, and stage it all (with the inputs' interviews,
         cards, contexts and votes) as a run that `valuecorpus publish` turns into a version."""
         from valuecorpus import __version__
-        from valuecorpus.pipelines.moral_graph_graph import aggregate, read_runs, stage_graph
+        from valuecorpus.pipelines.moral_graph_aggregate import aggregate, read_runs, stage_graph
         from valuecorpus.schemas.moral_graph_aggregation import EdgeRule
 
         home = settings().data_home
