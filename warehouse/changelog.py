@@ -11,15 +11,15 @@ import pyarrow.parquet as pq
 
 from valuecorpus.schemas.layout import DataHome
 from valuecorpus.warehouse.diff import diff_rows
-from valuecorpus.warehouse.versions import load_version, version_info
+from valuecorpus.warehouse.versions import kind_files, version_info
 
 # Above this many rows (old + new, per kind) rows are matched by id only: a full comparison turns every row into
 # Python objects, which at a million nested rows costs gigabytes and minutes inside a publish.
-FULL_DIFF_MAX_ROWS = 200_000
+FULL_DIFF_MAX_ROWS = 100_000
 
 
-def _read(files: list[Path]) -> pa.Table:
-    tables = [pq.ParquetFile(p).read() for p in files]
+def _read(files: list[Path], columns: list[str] | None = None) -> pa.Table:
+    tables = [pq.ParquetFile(p).read(columns=columns) for p in files]
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
 
@@ -41,10 +41,14 @@ def changelog(home: DataHome, dataset: str, previous: int | None,
     kinds = sorted(set(info.manifest.kinds) | set(new_files))
     out = []
     for kind in kinds:
-        old = load_version(home, dataset, previous, kind) if kind in info.manifest.kinds else None
-        new = _read(new_files[kind]) if kind in new_files else None
-        rows = (old.num_rows if old is not None else 0) + (new.num_rows if new is not None else 0)
-        if rows > FULL_DIFF_MAX_ROWS:
+        old_files = kind_files(info, kind) if kind in info.manifest.kinds else []
+        rows = info.manifest.row_counts.get(kind, 0) + sum(
+            pq.ParquetFile(p).metadata.num_rows for p in new_files.get(kind, []))
+        # Only the id columns are read when the rows are too many to compare: memory stays flat.
+        columns = ["id"] if rows > FULL_DIFF_MAX_ROWS else None
+        old = _read(old_files, columns) if old_files else None
+        new = _read(new_files[kind], columns) if kind in new_files else None
+        if columns:
             out.append(_ids_only(kind, old, new))
             continue
         where = (f"{dataset} v{previous}", f"{dataset} (new version)")

@@ -112,3 +112,16 @@ def test_card_shows_generation_validation_and_changes(home: Path, dilemmas: list
     changes = body.split("## Changes since the previous version", 1)[1]
     assert "Compared with v1" in changes
     assert "| dilemma | 3 | 10 | 5 | 185 | topic (5) |" in changes
+
+
+def test_changes_of_large_versions_are_matched_by_id(home: Path, dilemmas: list[Dilemma],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from valuecorpus.warehouse import changelog
+
+    monkeypatch.setattr(changelog, "FULL_DIFF_MAX_ROWS", 100)  # the bound, lowered so a small version passes it
+    stage_run(home, "big-1", {"dilemma": dilemmas[:80]})
+    publish(home, "big-1", "dilemmas")
+    stage_run(home, "big-2", {"dilemma": dilemmas[20:100]})
+    publish(home, "big-2", "dilemmas")
+    _, body = card_parts(DataHome(home).version_dir("dilemmas", 2))
+    assert "| dilemma | 20 | 20 | not compared | – |  |" in body
