@@ -86,6 +86,18 @@ def record_languages(files: dict[str, list[Path]]) -> dict[str, list[str]]:
     return out
 
 
+def _creators(manifest: VersionManifest, curated: bool) -> list[str]:
+    """Hub creator tags: expert-generated for curated labels, machine-generated for generated runs, found for
+    imported corpora."""
+    origins = {r.get("origin") for _, r in _runs(manifest.lineage)}
+    out = ["expert-generated"] if curated else []
+    if "generate" in origins:
+        out.append("machine-generated")
+    if "import" in origins:
+        out.append("found")
+    return out or ["found"]
+
+
 def front_matter(manifest: VersionManifest, languages: dict[str, list[str]]) -> dict[str, Any]:
     """The card's YAML metadata. `configs` names each kind's Parquet files, so `load_dataset(<version dir>,
     "<kind>")` loads that kind and the first kind is the default."""
@@ -102,6 +114,8 @@ def front_matter(manifest: VersionManifest, languages: dict[str, list[str]]) -> 
         "task_categories": tasks,
         "tags": ["valuecorpus", "value-alignment", *manifest.kinds],
         "source_datasets": [f"extended|{s['name']}" for s in sources] or ["original"],
+        "language_creators": _creators(manifest, curated=False),
+        "annotations_creators": _creators(manifest, curated=manifest.annotation is not None),
         "configs": [
             {"config_name": kind, "data_files": [{"split": "train", "path": f"data/{kind}/*.parquet"}],
              **({"default": True} if i == 0 else {})}
@@ -116,8 +130,7 @@ def front_matter(manifest: VersionManifest, languages: dict[str, list[str]]) -> 
         },
     }
     if "other" in licences:
-        meta["license_name"] = "see-sources"
-        meta["license_details"] = "; ".join(f"{s['name']}: {s.get('licence', 'unknown')}" for s in sources)
+        meta["license_name"] = "see-sources"  # each source's licence is under `valuecorpus.sources`
     return meta
 
 

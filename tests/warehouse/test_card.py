@@ -53,6 +53,7 @@ def test_front_matter_of_a_version_with_every_kind(every_kind_version: tuple[Pat
                     "## Provenance", "## Limitations", "## Changes since the previous version"):
         assert heading in body, heading
     assert "First version of everything." in body and "Not curated" in body
+    assert meta["annotations_creators"] == ["found"]
     assert "declares no licence" in body  # the Moral Graph study data
 
 
@@ -95,6 +96,7 @@ def test_card_shows_generation_validation_and_changes(home: Path, dilemmas: list
     publish(home, "gen-1", "dilemmas", validation=validation)
     meta, body = card_parts(DataHome(home).version_dir("dilemmas", 1))
     assert meta["source_datasets"] == ["extended|daily_dilemmas"]
+    assert meta["language_creators"] == ["machine-generated"] == meta["annotations_creators"]
     assert "Models: test-model." in body and "prompt_tokens 1200" in body and "0.0125 USD" in body
     assert "| `dilemmas/situation` | `0123456789ab` |" in body
     assert "Suite `dilemma` version `3f2a9c`: 2 expectation(s), 0 failed." in body
