@@ -161,8 +161,6 @@ def test_cli_export_and_its_errors(version: tuple[Path, dict], tmp_path: Path, c
         bad = cli("export", "everything", *args, env=env)
         assert bad.code == 2 and bad.stderr.startswith("error: ") and message in bad.stderr, bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1
-    missing = cli("export", "everything@v9", "--format", "dpo", "--out", str(tmp_path / "y.jsonl"), env=env)
-    assert missing.code != 0 and "no version v9" in missing.stderr
 
 
 def test_export_of_a_kind_the_version_lacks(home: Path, dilemma_run: str, tmp_path: Path) -> None:
