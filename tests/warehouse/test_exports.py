@@ -144,6 +144,9 @@ def test_rows_say_what_the_records_say(version: tuple[Path, dict], tmp_path: Pat
 
 
 def test_cli_export_and_its_errors(version: tuple[Path, dict], tmp_path: Path, cli) -> None:
+    from valuecorpus.cli.outputs import FORMATS_HELP
+
+    assert all(name in FORMATS_HELP for name in FORMATS)  # --help names every format without importing them
     home, records = version
     env = {"VALUECORPUS_HOME": str(home)}
     out = tmp_path / "pairs.jsonl"
