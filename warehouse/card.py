@@ -230,6 +230,8 @@ def limitations(manifest: VersionManifest, totals: dict[str, Any]) -> list[str]:
         if hub_licence(source.get("licence", "unknown")) == "unknown":
             note = f" ({source['note']})" if source.get("note") else ""
             out.append(f"{source['name']} declares no licence{note}: check before redistributing.")
+        elif source.get("note"):
+            out.append(f"{source['name']}: {source['note']}.")
     if manifest.annotation is None:
         out.append("No expert curation: records passed automatic checks only.")
     for kind in manifest.kinds:

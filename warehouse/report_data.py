@@ -152,10 +152,29 @@ def _agreement(data: ReportData) -> None:
                     break
 
 
+def _plan_items(files: list[Path]) -> dict[str, str]:
+    """Record id -> the plan item it was generated for; only those two values are read (DuckDB projects the
+    nested field), so a large run costs two columns, not its records."""
+    import duckdb
+
+    out: dict[str, str] = {}
+    con = duckdb.connect()
+    try:
+        for path in files:
+            quoted = "'" + str(path).replace("'", "''") + "'"
+            for rid, item in con.execute(f"SELECT id, provenance.plan_item FROM read_parquet({quoted}) "
+                                         "WHERE provenance.plan_item IS NOT NULL").fetchall():
+                out.setdefault(rid, item)
+    finally:
+        con.close()
+    return out
+
+
 def _run_figures(data: ReportData, home: DataHome) -> None:
     strata: dict[str, str] = {}  # plan sample id -> stratum
     plan_item: dict[str, str] = {}  # record id -> plan sample id
     resolutions: list[dict[str, Any]] = []
+    record_files: list[Path] = []
     for entry in _lineage_runs(data.info.manifest.lineage):
         run_id = entry.get("run_id", "")
         try:
@@ -176,12 +195,10 @@ def _run_figures(data: ReportData, home: DataHome) -> None:
             data.filtered[row["filter"]] += 1
         for row in _read(layout.plan, ["sample_id", "stratum"]):
             strata.setdefault(row["sample_id"], row["stratum"] or "(no strata)")
-        for kind in layout.kinds():
-            for row in pq.ParquetFile(layout.records(kind)).read(columns=["id", "provenance"]).to_pylist():
-                item = (row.get("provenance") or {}).get("plan_item")
-                if item:
-                    plan_item.setdefault(row["id"], item)
         resolutions.extend(_read(layout.resolutions, ["sample_id", "kind", "batch", "status", "verdict"]))
+        record_files.extend(layout.records(kind) for kind in layout.kinds())
+    if resolutions:
+        plan_item = _plan_items(record_files)
     seen: set[str] = set()
     for res in resolutions:  # a curated run holds a copy of its source's resolutions: count each sample once
         if res["sample_id"] in seen:

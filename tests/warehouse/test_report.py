@@ -5,6 +5,7 @@ Set VALUECORPUS_DOCS_SCREENSHOT=<path.png> to also save the screenshot used in d
 
 from __future__ import annotations
 
+import html
 import io
 import os
 from collections import Counter
@@ -42,14 +43,15 @@ def curated_dataset(home: Path) -> dict[str, object]:
     dilemmas = generated_dilemmas(values, 40)
     dead = {"generate:http_429": 3, "parse:invalid_json": 2, "check:schema": 1}
     filtered = {"near_duplicate": 4, "length": 2}
-    stage_generated(home, "gen", dilemmas, dead, filtered)
+    strata = stage_generated(home, "gen", dilemmas, dead, filtered)
     verdicts = (["accept"] * 5 + ["reject", "needs_edit", "accept", "tie", "accept"]) * 4
     stats = {"items": 10, "annotators": 3, "krippendorff_alpha": 0.61, "fleiss_kappa": 0.58, "level": "nominal"}
     agreement = {f"dilemma/b000{b}": {"verdict": {**stats, "krippendorff_alpha": 0.5 + b / 10},
                                       "rating": {**stats, "krippendorff_alpha": 0.3 + b / 20}} for b in (1, 2, 3, 4)}
     stage_curated(home, "gen-curated", "gen", dilemmas, verdicts, agreement)
     publish(home, "gen-curated", "reviewed")
-    return {"dead": dead, "filtered": filtered, "verdicts": Counter(verdicts)}
+    by_stratum = Counter((html.escape(st, quote=False), v) for st, v in zip(strata, verdicts, strict=True))
+    return {"dead": dead, "filtered": filtered, "by_stratum": by_stratum}
 
 
 def test_report_renders_every_plot_offline(home: Path, curated_dataset: dict, tmp_path: Path, cli) -> None:
@@ -94,7 +96,8 @@ def test_report_renders_every_plot_offline(home: Path, curated_dataset: dict, tm
         assert page.evaluate("window.__xss_report") is None and page.locator("img[src='x']").count() == 0
         # the numbers behind two plots are the ones the runs hold
         failures = page.evaluate("document.getElementById('plot-failures').data.map(t => [t.y, t.x])")
-        acceptance = page.evaluate("document.getElementById('plot-acceptance').data.map(t => [t.name, t.x])")
+        acceptance = page.evaluate(
+            "document.getElementById('plot-acceptance').data.map(t => [t.name, t.y, t.x])")
         browser.close()
 
     assert dialogs == []
@@ -104,8 +107,10 @@ def test_report_renders_every_plot_offline(home: Path, curated_dataset: dict, tm
     dead_letters = dict(zip(*failures[0], strict=True))
     assert dead_letters == {k.replace(":", ": "): n for k, n in curated_dataset["dead"].items()}
     assert dict(zip(*failures[1], strict=True)) == curated_dataset["filtered"]
-    totals = {name: sum(xs) for name, xs in acceptance}
-    assert totals == {k: n for k, n in curated_dataset["verdicts"].items()}
+    # each sample counted under its plan's stratum (record id -> plan item -> stratum) and its verdict
+    drawn = Counter({(stratum, name): x for name, ys, xs in acceptance for stratum, x in zip(ys, xs, strict=True)
+                     if x})
+    assert drawn == curated_dataset["by_stratum"]
 
 
 def test_report_of_an_imported_version_says_what_it_lacks(home: Path, dilemma_run: str, tmp_path: Path) -> None:

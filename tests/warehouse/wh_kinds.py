@@ -108,18 +108,20 @@ def generated_dilemmas(values: list[str], n: int) -> list[Any]:
             b = XSS_LABEL
         actions = [{"action_type": "to_do", "action": f"Act {i}", "values": [{"name": a, "type": "direct"}]},
                    {"action_type": "not_to_do", "action": f"Refrain {i}", "values": [{"name": b, "type": "direct"}]}]
-        sid = stable_id("wh-generated", i)
+        item = stable_id("wh-plan", i)  # the plan item differs from the record id: the report must join them
         out.append(RECORD_TYPES["dilemma"].model_validate({
-            "id": sid, "provenance": _prov(plan_item=sid), "basic_situation": f"situation {i}",
+            "id": stable_id("wh-generated", i), "provenance": _prov(plan_item=item),
+            "basic_situation": f"situation {i}",
             "dilemma_situation": "You must choose. " * (1 + i % 7) + "What do you do?", "topic_group": "work",
             "actions": actions}))
     return out
 
 
 def stage_generated(home: Path, run_id: str, dilemmas: list[Any], dead: dict[str, int],
-                    filtered: dict[str, int]) -> Path:
-    """A generated run: records, a plan (two strata axes), dead letters and filtered samples, tokens and cost."""
-    path = stage_run(home, run_id, {"dilemma": dilemmas}, origin="generate", models=["test-model"],
+                    filtered: dict[str, int]) -> list[str]:
+    """A generated run: records, a plan (two strata axes), dead letters and filtered samples, tokens and cost.
+    Returns each dilemma's stratum."""
+    stage_run(home, run_id, {"dilemma": dilemmas}, origin="generate", models=["test-model"],
                      prompt_versions={"dilemmas/situation": "0123456789ab", "dilemmas/values": "ba9876543210"},
                      tokens={"prompt_tokens": 12_000, "completion_tokens": 3_400, "tokens": 15_400}, cost_usd=0.0421,
                      dead_letters=sum(dead.values()), filtered=sum(filtered.values()),
@@ -127,7 +129,8 @@ def stage_generated(home: Path, run_id: str, dilemmas: list[Any], dead: dict[str
     layout = DataHome(home).run(run_id)
     strata = [f"topic_group={'work' if i % 2 else 'family'}|persona=p{i % 3}" for i in range(len(dilemmas))]
     strata[0] = f"topic_group={XSS_LABEL}|persona=p0"
-    pq.write_table(pa.table({"index": list(range(len(dilemmas))), "sample_id": [d.id for d in dilemmas],
+    pq.write_table(pa.table({"index": list(range(len(dilemmas))),
+                             "sample_id": [d.provenance.plan_item for d in dilemmas],
                              "seed": list(range(len(dilemmas))), "stratum": strata}), layout.plan)
     letters = [DeadLetter(request_id=f"{cls}-{i}", stage=stage, error_class=cls, reason=f"{cls} happened")
                for key, n in dead.items() for stage, cls in [key.split(":")] for i in range(n)]
@@ -135,7 +138,7 @@ def stage_generated(home: Path, run_id: str, dilemmas: list[Any], dead: dict[str
     removed = [FilteredSample(sample_id=f"{name}-{i}", kind="dilemma", filter=name, reason=f"{name} hit")
                for name, n in filtered.items() for i in range(n)]
     write_records(layout.filtered, removed, model=FilteredSample)
-    return path
+    return strata
 
 
 def stage_curated(home: Path, run_id: str, source: str, dilemmas: list[Any], verdicts: list[str],
