@@ -157,8 +157,11 @@ def test_cli_export_and_its_errors(version: tuple[Path, dict], tmp_path: Path, c
     skipped = cli("export", "everything", "--format", "avb-choice", "--out", str(tmp_path / "c.parquet"), env=env)
     assert skipped.code == 0 and "skipped" in skipped.stdout  # cases that are not forced-choice are named
 
+    listed = cli("export", "--list", env=env)
+    assert listed.code == 0 and all(name in listed.stdout for name in FORMATS)
     for args, message in (
         (["--format", "nope", "--out", "x.jsonl"], "unknown export format 'nope'"),
+        (["--format", "dpo"], "export needs --out"),
         (["--format", "dpo", "--out", "x.csv"], "must end in .jsonl or .parquet"),
     ):
         bad = cli("export", "everything", *args, env=env)

@@ -20,13 +20,23 @@ def split_ref(ref: str) -> tuple[str, str | None]:
 
 
 def export_cmd(
-    ref: str = typer.Argument(..., metavar="DATASET[@vN]", help="Dataset name, optionally @version (default latest)."),
-    fmt: str = typer.Option(..., "--format", "-f", help=FORMATS_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="Output file: .jsonl or .parquet."),
+    ref: str = typer.Argument(None, metavar="DATASET[@vN]", help="Dataset name, optionally @version (default latest)."),
+    fmt: str = typer.Option(None, "--format", "-f", help=FORMATS_HELP),
+    out: Path = typer.Option(None, "--out", "-o", help="Output file: .jsonl or .parquet."),
+    list_formats: bool = typer.Option(False, "--list", help="List the formats, what each reads, and exit."),
 ) -> None:
     """Export a published version for training or evaluation (deterministic: same version, same bytes)."""
-    from valuecorpus.warehouse.exports import export
+    from valuecorpus.schemas.errors import ValueCorpusError
+    from valuecorpus.warehouse.exports import FORMATS, export
 
+    if list_formats:
+        for spec in FORMATS.values():
+            reads = " + ".join((spec.needs, *spec.joins))
+            print(f"{spec.name:<15} {spec.family:<10} {reads:<45} {spec.description}")
+        return
+    missing = [name for name, value in (("DATASET", ref), ("--format", fmt), ("--out", out)) if value is None]
+    if missing:
+        raise ValueCorpusError(f"export needs {', '.join(missing)} (see valuecorpus export --help; --list)")
     dataset, version = split_ref(ref)
     result = export(settings().data_home, dataset, version, fmt, out)
     print(f"exported {result.dataset} v{result.version} as {result.format}: {result.rows} rows "

@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from valuecorpus.schemas.arrow import arrow_schema, record_to_row
+from valuecorpus.schemas.arrow import arrow_schema
 from valuecorpus.schemas.records import AgentCase, AgentEnvironment, Rubric
 from valuecorpus.warehouse.exports.base import STRINGS, ExportFormat, ExportInput, render, template_ref
 
@@ -31,48 +31,43 @@ BUNDLE_SCHEMA = pa.schema([
 ])
 
 
-def _row(record: Any) -> dict[str, Any]:
-    row = record_to_row(record)
-    row.pop("provenance", None)
-    return row
-
-
-def _is_choice(case: AgentCase) -> bool:
-    return bool(case.option_a_value and case.option_b_value)
+def _is_choice(case: dict[str, Any]) -> bool:
+    return bool(case["option_a_value"] and case["option_b_value"])
 
 
 def choice_rows(source: ExportInput) -> Iterator[dict[str, Any]]:
-    for case in source.records("agent_case"):
+    for case in source.rows("agent_case"):
         if not _is_choice(case):
             source.skip("agent case without option_a_value / option_b_value (not a forced-choice case)")
             continue
-        prompt = render("avb_choice", task_description=case.task_description)
-        yield {"id": case.id, "case_name": case.case_name, "environment": case.environment,
-               "value_system": case.value_system, "prompt": prompt,
-               "choices": ["A", "B"], "option_a_value": case.option_a_value, "option_b_value": case.option_b_value,
+        prompt = render("avb_choice", task_description=case["task_description"])
+        yield {"id": case["id"], "case_name": case["case_name"], "environment": case["environment"],
+               "value_system": case["value_system"], "prompt": prompt, "choices": ["A", "B"],
+               "option_a_value": case["option_a_value"], "option_b_value": case["option_b_value"],
                "prompt_template": template_ref("avb_choice")}
 
 
 def bundle_rows(source: ExportInput) -> Iterator[dict[str, Any]]:
-    environments: dict[str, AgentEnvironment] = {}
-    for env in source.records("agent_environment"):
-        environments.setdefault(env.env_name, env)
-    rubrics: dict[str, Rubric] = {}
-    for rubric in source.records("rubric"):
-        rubrics.setdefault(rubric.case_name, rubric)
-    for case in source.records("agent_case"):
-        if _is_choice(case) and not (case.checkpoints_a or case.checkpoints_b):
+    # Rows come without provenance, in the records' Arrow form: exactly the bundle's struct fields.
+    environments: dict[str, dict[str, Any]] = {}
+    for env in source.rows("agent_environment"):
+        environments.setdefault(env["env_name"], env)
+    rubrics: dict[str, dict[str, Any]] = {}
+    for rubric in source.rows("rubric"):
+        rubrics.setdefault(rubric["case_name"], rubric)
+    for case in source.rows("agent_case"):
+        if _is_choice(case) and not (case["checkpoints_a"] or case["checkpoints_b"]):
             source.skip("forced-choice case (no checkpoints): exported by avb-choice")
             continue
-        env = environments.get(case.environment)
+        env = environments.get(case["environment"])
         if env is None:
             source.skip("agent case whose environment is not in this version")
             continue
-        rubric = rubrics.get(case.case_name)
+        rubric = rubrics.get(case["case_name"])
         if rubric is None:
             source.note("case bundle without a rubric in this version (rubric is null)")
-        yield {"id": case.id, "case_name": case.case_name, "environment_name": case.environment,
-               "case": _row(case), "environment": _row(env), "rubric": _row(rubric) if rubric else None}
+        yield {"id": case["id"], "case_name": case["case_name"], "environment_name": case["environment"],
+               "case": case, "environment": env, "rubric": rubric}
 
 
 FORMATS = [

@@ -26,31 +26,34 @@ QUESTIONS = ("general", "discomfort", "previous", "current")
 ANSWERS = {"yes": "Yes", "no": "No", "ambiguous": "Ambiguous"}
 
 
-def _names(action: Any) -> list[str]:
-    return [v.name for v in action.values] or [v for v in (*action.values_direct, *action.values_indirect) if v]
+def _names(action: dict[str, Any]) -> list[str]:
+    """The action's annotated values, or its raw direct and indirect value lists."""
+    return [v["name"] for v in action["values"]] or [
+        v for v in (*action["values_direct"], *action["values_indirect"]) if v]
 
 
 def choice_rows(source: ExportInput) -> Iterator[dict[str, Any]]:
-    for d in source.records("dilemma"):
-        to_do = [a for a in d.actions if a.action_type == "to_do"]
-        not_to_do = [a for a in d.actions if a.action_type == "not_to_do"]
+    for d in source.rows("dilemma"):
+        to_do = [a for a in d["actions"] if a["action_type"] == "to_do"]
+        not_to_do = [a for a in d["actions"] if a["action_type"] == "not_to_do"]
         if len(to_do) != 1 or len(not_to_do) != 1:
             source.skip("dilemma without exactly one to_do and one not_to_do action")
             continue
         first, second = to_do[0], not_to_do[0]
-        yield {"id": d.id, "prompt": render("dilemma_choice", situation=d.dilemma_situation,
-                                            action_1=first.action, action_2=second.action),
-               "choices": ["Action 1", "Action 2"], "action_1": first.action, "action_2": second.action,
+        yield {"id": d["id"], "prompt": render("dilemma_choice", situation=d["dilemma_situation"],
+                                               action_1=first["action"], action_2=second["action"]),
+               "choices": ["Action 1", "Action 2"], "action_1": first["action"], "action_2": second["action"],
                "values_action_1": _names(first), "values_action_2": _names(second),
-               "topic_group": d.topic_group, "source_idx": d.source_idx,
+               "topic_group": d["topic_group"], "source_idx": d["source_idx"],
                "prompt_template": template_ref("dilemma_choice")}
 
 
 def clash_rows(source: ExportInput) -> Iterator[dict[str, Any]]:
-    situations = {d.id: d.dilemma_situation for d in source.records("dilemma")}
-    for p in source.records("perspective"):
-        situation = situations.get(p.dilemma_id)
-        asked = [q for q in QUESTIONS if getattr(p.gold, q) is not None]
+    situations = {d["id"]: d["dilemma_situation"] for d in source.rows("dilemma")}
+    for p in source.rows("perspective"):
+        situation = situations.get(p["dilemma_id"])
+        gold = p["gold"] or {}
+        asked = [q for q in QUESTIONS if gold.get(q) is not None]
         if not asked:
             source.skip("perspective without gold answers")
             continue
@@ -58,11 +61,11 @@ def clash_rows(source: ExportInput) -> Iterator[dict[str, Any]]:
             source.note("perspective whose dilemma is not in this version: its prompts carry no situation")
         for q in asked:
             name = f"clash_{q}"
-            yield {"id": stable_id(p.id, q), "perspective_id": p.id, "dilemma_id": p.dilemma_id,
-                   "category": p.category, "variant": p.variant, "question": q,
-                   "prompt": render(name, situation=situation, action=p.action, description=p.description),
+            yield {"id": stable_id(p["id"], q), "perspective_id": p["id"], "dilemma_id": p["dilemma_id"],
+                   "category": p["category"], "variant": p["variant"], "question": q,
+                   "prompt": render(name, situation=situation, action=p["action"], description=p["description"]),
                    "choices": ["Yes", "No"] if q == "discomfort" else ["Yes", "No", "Ambiguous"],
-                   "gold": ANSWERS[getattr(p.gold, q)], "has_situation": situation is not None,
+                   "gold": ANSWERS[gold[q]], "has_situation": situation is not None,
                    "prompt_template": template_ref(name)}
 
 

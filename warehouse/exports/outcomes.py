@@ -19,12 +19,12 @@ PAIRS_SCHEMA = pa.schema([
 
 
 def pair_rows(source: ExportInput) -> Iterator[dict[str, Any]]:
-    for c in source.records("outcome_comparison"):
-        yield {"id": c.id, "prompt": render("outcome_pair", option_a=c.option_a.description,
-                                            option_b=c.option_b.description),
-               "choices": ["A", "B"], "option_a": c.option_a.description, "option_b": c.option_b.description,
-               "option_a_id": c.option_a.outcome_id, "option_b_id": c.option_b.outcome_id, "order": c.order,
-               "probability_a": c.probability_a, "samples": c.samples, "model": c.model,
+    for c in source.rows("outcome_comparison"):
+        a, b = c["option_a"], c["option_b"]
+        yield {"id": c["id"], "prompt": render("outcome_pair", option_a=a["description"], option_b=b["description"]),
+               "choices": ["A", "B"], "option_a": a["description"], "option_b": b["description"],
+               "option_a_id": a["outcome_id"], "option_b_id": b["outcome_id"], "order": c["order"],
+               "probability_a": c["probability_a"], "samples": c["samples"], "model": c["model"],
                "prompt_template": template_ref("outcome_pair")}
 
 

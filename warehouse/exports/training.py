@@ -18,17 +18,18 @@ SFT_SCHEMA = pa.schema([("id", pa.string()), ("messages", MESSAGES), ("value", p
 
 
 def dpo_rows(source: ExportInput) -> Iterator[dict[str, Any]]:
-    for pair in source.records("preference_pair"):
-        yield {"id": pair.id, "prompt": [message("user", pair.prompt)],
-               "chosen": [message("assistant", pair.chosen)], "rejected": [message("assistant", pair.rejected)],
-               "chosen_value": pair.chosen_value, "rejected_value": pair.rejected_value, "topic": pair.topic}
+    for pair in source.rows("preference_pair"):
+        yield {"id": pair["id"], "prompt": [message("user", pair["prompt"])],
+               "chosen": [message("assistant", pair["chosen"])],
+               "rejected": [message("assistant", pair["rejected"])], "chosen_value": pair["chosen_value"],
+               "rejected_value": pair["rejected_value"], "topic": pair["topic"]}
 
 
 def sft_rows(source: ExportInput) -> Iterator[dict[str, Any]]:
     # The chosen side only: supervised fine-tuning imitates the stance the pair prefers.
-    for pair in source.records("preference_pair"):
-        yield {"id": pair.id, "messages": [message("user", pair.prompt), message("assistant", pair.chosen)],
-               "value": pair.chosen_value, "topic": pair.topic}
+    for pair in source.rows("preference_pair"):
+        yield {"id": pair["id"], "messages": [message("user", pair["prompt"]), message("assistant", pair["chosen"])],
+               "value": pair["chosen_value"], "topic": pair["topic"]}
 
 
 FORMATS = [
