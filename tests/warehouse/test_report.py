@@ -12,8 +12,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 from wh_kinds import XSS_LABEL, generated_dilemmas, stage_curated, stage_generated
 
+from valuecorpus.schemas.layout import DataHome
 from valuecorpus.schemas.taxonomies.loader import load_taxonomy
 from valuecorpus.warehouse import publish
 
@@ -50,6 +52,11 @@ def curated_dataset(home: Path) -> dict[str, object]:
                                       "rating": {**stats, "krippendorff_alpha": 0.3 + b / 20}} for b in (1, 2, 3, 4)}
     stage_curated(home, "gen-curated", "gen", dilemmas, verdicts, agreement)
     publish(home, "gen-curated", "reviewed")
+    card = (DataHome(home).version_dir("reviewed", 1) / "README.md").read_text(encoding="utf-8")
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["annotations_creators"] == ["expert-generated", "machine-generated"]
+    assert "3 annotator(s) (pseudonymised), 120 annotations of 40 samples." in card
+    assert "| dilemma/b0001 | verdict | 10 |" in card
     by_stratum = Counter((html.escape(st, quote=False), v) for st, v in zip(strata, verdicts, strict=True))
     return {"dead": dead, "filtered": filtered, "by_stratum": by_stratum}
 
