@@ -112,7 +112,7 @@ def test_validation_gate_result_is_on_the_card(home: Path, dilemma_run: str) -> 
     manifest = publish(home, dilemma_run, "dilemmas")
     assert manifest.validation["success"] is True and manifest.validation["suite"] == "dilemmas"
     card = (DataHome(home).version_dir("dilemmas", 1) / "README.md").read_text()
-    assert "Result: **passed**" in card and "| suite | dilemmas |" in card
+    assert "Result: **passed**" in card and "Suite `dilemmas` version `1." in card
 
 
 def test_several_kinds_and_kind_selection(home: Path, dilemmas: list[Dilemma]) -> None:
