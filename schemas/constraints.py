@@ -22,23 +22,21 @@ from valuecorpus.schemas.records import RECORD_TYPES
 
 @dataclass(frozen=True)
 class Reference:
-    """`kind.path` holds a value of `target_kind.target_path`.
+    """`kind.path` holds a value of one of `targets` (`(target_kind, target_path)`; any one matching will do).
 
     `scope`: (path in kind, path in target) that must match as well (a rubric item's checkpoint must be a
-    checkpoint *of the same case*). `required`: the target kind must be in the same run or version; otherwise the
-    reference is checked only when the target kind is there (a set of comparisons published without its
-    outcomes)."""
+    checkpoint *of the same case*). `required`: a target kind must be in the same run or version; otherwise the
+    reference is checked only when one is there (a set of comparisons published without its outcomes)."""
 
     kind: str
     path: str
-    target_kind: str
-    target_path: str
+    targets: tuple[tuple[str, str], ...]
     required: bool = False
     scope: tuple[str, str] | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.kind}.{self.path} -> {self.target_kind}.{self.target_path}"
+        return f"{self.kind}.{self.path} -> " + " | ".join(f"{k}.{p}" for k, p in self.targets)
 
 
 @dataclass(frozen=True)
@@ -59,25 +57,54 @@ class ValueLabel:
         return f"{self.kind}.{self.path}"
 
 
-REFERENCES: tuple[Reference, ...] = (
-    Reference("moral_graph_vote", "from_card", "values_card", "card_key", required=True),
-    Reference("moral_graph_vote", "to_card", "values_card", "card_key", required=True),
-    Reference("moral_graph_edge", "source_card", "values_card", "card_key", required=True),
-    Reference("moral_graph_edge", "wiser_card", "values_card", "card_key", required=True),
-    Reference("interview", "values_card_id", "values_card", "id"),
-    Reference("agent_case", "environment", "agent_environment", "env_name", required=True),
-    Reference("rubric", "case_name", "agent_case", "case_name"),
-    Reference("rubric", "items_a[].source_checkpoint", "agent_case", "checkpoints_a[].checkpoint_id",
+# References of the kinds whose models do not declare `references` yet. A model's own `Record.references`
+# (field -> "kind.field" targets) is the place for them: `REFERENCES` below takes those, and an entry here only
+# counts for a kind whose model declares none, so each reference is declared once.
+_UNDECLARED: tuple[Reference, ...] = (
+    Reference("agent_case", "environment", (("agent_environment", "env_name"),), required=True),
+    Reference("rubric", "case_name", (("agent_case", "case_name"),)),
+    Reference("rubric", "items_a[].source_checkpoint", (("agent_case", "checkpoints_a[].checkpoint_id"),),
               scope=("case_name", "case_name")),
-    Reference("rubric", "items_b[].source_checkpoint", "agent_case", "checkpoints_b[].checkpoint_id",
+    Reference("rubric", "items_b[].source_checkpoint", (("agent_case", "checkpoints_b[].checkpoint_id"),),
               scope=("case_name", "case_name")),
-    Reference("perspective", "dilemma_id", "dilemma", "id"),
-    Reference("rule_pair_dilemma", "rule_1.rule_id", "value_rule", "id"),
-    Reference("rule_pair_dilemma", "rule_2.rule_id", "value_rule", "id"),
-    Reference("outcome_comparison", "option_a.outcome_id", "outcome", "id"),
-    Reference("outcome_comparison", "option_b.outcome_id", "outcome", "id"),
-    # preference_pair: the model names no source record yet; its reference goes here when it does.
+    Reference("perspective", "dilemma_id", (("dilemma", "id"),)),
+    Reference("rule_pair_dilemma", "rule_1.rule_id", (("value_rule", "id"),)),
+    Reference("rule_pair_dilemma", "rule_2.rule_id", (("value_rule", "id"),)),
+    Reference("outcome_comparison", "option_a.outcome_id", (("outcome", "id"),)),
+    Reference("outcome_comparison", "option_b.outcome_id", (("outcome", "id"),)),
+    # preference_pair: the model names no source record yet; its reference goes on the model when it does.
 )
+
+
+def list_path(kind: str, dotted: str) -> str:
+    """A model declaration's dotted path (`lottery.outcome_id`) in this module's notation (`lottery[].outcome_id`)."""
+    current: Any = RECORD_TYPES[kind]
+    out = []
+    for name in dotted.split("."):
+        model = _strip_optional(current)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or name not in model.model_fields:
+            raise ValueCorpusError(f"'{kind}' has no field '{dotted}' (at '{name}')")
+        current = _strip_optional(model.model_fields[name].annotation)
+        if get_origin(current) is list:
+            (current,) = get_args(current)
+            out.append(f"{name}[]")
+        else:
+            out.append(name)
+    return ".".join(out)
+
+
+def _declared() -> tuple[Reference, ...]:
+    refs = []
+    for kind, cls in sorted(RECORD_TYPES.items()):
+        for name, targets in sorted(getattr(cls, "references", {}).items()):
+            parsed = []
+            for target in targets:
+                tkind, _, tpath = target.partition(".")
+                parsed.append((tkind, list_path(tkind, tpath) if tkind in RECORD_TYPES else tpath))
+            refs.append(Reference(kind, list_path(kind, name), tuple(parsed)))
+    declared_kinds = {r.kind for r in refs}
+    return (*refs, *(r for r in _UNDECLARED if r.kind not in declared_kinds))
+
 
 # The field a person knows a record by (named beside its id in a refused reference).
 DISPLAY_FIELDS: dict[str, str] = {"agent_case": "case_name", "rubric": "case_name", "values_card": "card_key",
@@ -150,8 +177,10 @@ def check_declarations() -> list[str]:
     """Problems with the declarations above (empty when every path and kind exists)."""
     problems = []
     for ref in REFERENCES:
-        for kind, path in ((ref.kind, ref.path), (ref.target_kind, ref.target_path),
-                           *([(ref.kind, ref.scope[0]), (ref.target_kind, ref.scope[1])] if ref.scope else [])):
+        paths = [(ref.kind, ref.path), *ref.targets]
+        if ref.scope:
+            paths += [(ref.kind, ref.scope[0]), *((k, ref.scope[1]) for k, _ in ref.targets)]
+        for kind, path in paths:
             try:
                 if kind not in RECORD_TYPES:
                     raise ValueCorpusError(f"unknown kind '{kind}'")
@@ -172,6 +201,9 @@ def check_declarations() -> list[str]:
             except ValueCorpusError as err:
                 problems.append(f"{label.name}: {err}")
     return problems
+
+
+REFERENCES: tuple[Reference, ...] = _declared()
 
 
 def references_of(kind: str) -> list[Reference]:

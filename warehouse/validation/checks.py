@@ -279,7 +279,8 @@ def taxonomy_table(label: ValueLabel) -> Table:
 # --- references ----------------------------------------------------------------------------------------------
 
 def reference_table(ref: Reference, kinds: set[str]) -> Table | None:
-    if ref.target_kind not in kinds and not ref.required:
+    present = [(k, p) for k, p in ref.targets if k in kinds]
+    if not present and not ref.required:
         return None
     name = f"{ref.kind}:ref:{ref.path}"
     display = DISPLAY_FIELDS.get(ref.kind)
@@ -287,18 +288,19 @@ def reference_table(ref: Reference, kinds: set[str]) -> Table | None:
     scope_src = f", {scalar_expr(ref.scope[0])} AS scope" if ref.scope else ""
     scope_tgt = f", {scalar_expr(ref.scope[1])} AS scope" if ref.scope else ""
     on = "r.value = t.value" + (" AND r.scope IS NOT DISTINCT FROM t.scope" if ref.scope else "")
-    if ref.target_kind in kinds:
-        targets = (f"SELECT DISTINCT * FROM (SELECT unnest({list_expr(ref.target_path)}) AS value{scope_tgt} "
-                   f"FROM {records_view(ref.target_kind)})")
+    if present:  # any of the target tables will do
+        targets = "SELECT DISTINCT * FROM (" + " UNION ALL ".join(
+            f"SELECT unnest({list_expr(tpath)})::VARCHAR AS value{scope_tgt} FROM {records_view(tkind)}"
+            for tkind, tpath in present) + ")"
     else:  # required and absent: every reference is dangling
         targets = "SELECT NULL::VARCHAR AS value" + (", NULL::VARCHAR AS scope" if ref.scope else "") + " LIMIT 0"
-    sql = (f"WITH r AS (SELECT id, {label} AS label{scope_src}, unnest({list_expr(ref.path)}) AS value "
+    sql = (f"WITH r AS (SELECT id, {label} AS label{scope_src}, unnest({list_expr(ref.path)})::VARCHAR AS value "
            f"FROM {records_view(ref.kind)}), t AS ({targets}) "
            f"SELECT r.id, r.label, r.value, t.value AS target FROM r LEFT JOIN t ON {on} "
            f"WHERE r.value IS NOT NULL ORDER BY r.id")
+    wanted = " or ".join(f"{k}.{p}" for k, p in ref.targets)
     check = Check(f"{ref.name}", "reference", ref.path, "ExpectColumnValuesToNotBeNull", {"column": "target"},
-                  threshold=f"{ref.target_kind}.{ref.target_path}" + (
-                      f" of the same {ref.scope[1]}" if ref.scope else "")
+                  threshold=wanted + (f" of the same {ref.scope[1]}" if ref.scope else "")
                   + (" (required)" if ref.required else ""),
                   values_column="value")
     return Table(name, sql, [check])
