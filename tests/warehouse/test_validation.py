@@ -160,7 +160,8 @@ def test_agent_case_without_its_environment_is_refused(home: Path, reference_dat
 
 
 def test_clean_reference_corpora_pass(home: Path, reference_data: Path) -> None:
-    for importer, folder in (("agent_valuebench", "agent_valuebench"), ("emergent_values", "emergent_values")):
+    for importer, folder in (("agent_valuebench", "agent_valuebench"), ("emergent_values", "emergent_values"),
+                             ("moral_graph", "moral_graph"), ("dailydilemmas", "daily_dilemmas")):
         layout = stage_import(import_path(importer, reference_data / folder), DataHome(home), importer, importer)
         result = validate(DataHome(home), run_target(layout))
         assert result["success"], [e for e in result["expectations"] if not e["success"]]
