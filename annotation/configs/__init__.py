@@ -158,6 +158,8 @@ def render(kind: str, role: str = "review", marker: str | None = None) -> tuple[
     if s.taxonomy is not None:
         ref, choices = taxonomy_choices(s.taxonomy, s.label_groups)
         xml = xml.replace(f"    {MARKER}", "\n".join(choices))
+        if s.label_groups:  # a chosen value shows its group ("Doing it / trust"): the same name sits in each
+            xml = xml.replace('<Taxonomy name="value_labels"', '<Taxonomy name="value_labels" showFullPath="true"')
     if role == "adjudication":
         xml = _adjudication(xml)
     if marker:

@@ -82,23 +82,29 @@ def test_curator_finds_values_types_safely_edits_one_word_and_submits(label_stud
     run = stage_run(home / "runs", "ui", {"dilemma": 2})
     assert run_cli("curate", "push", "ui", env=env).code == 0
     project = projects.load(run)["dilemma:main:review"].project_id
-    sample = make("dilemma", 0)
-    task = tasks_by_sample(label_studio.client, project)[sample.id]
-    _open_task(page, label_studio.url, project, task, "Negative consequence of doing it")
+    tasks = tasks_by_sample(label_studio.client, project)
+    _open_task(page, label_studio.url, project, tasks[make("dilemma", 0).id], "Negative consequence of doing it")
 
-    # the probes are shown literally, as text, and ran nothing: no dialog, no flag, no injected elements
+    # the probes are shown literally, as text (in the sample and in its pre-filled edit box), and ran nothing:
+    # no dialog, no flag, no injected elements
     page.get_by_text(XSS_SCRIPT, exact=False).first.wait_for(timeout=30_000)
     assert page.get_by_text(XSS_IMG, exact=False).count() >= 1
+    assert any(XSS_SCRIPT in v for v in page.locator("textarea").evaluate_all("els => els.map(e => e.value)"))
     page.wait_for_timeout(1500)
     assert DIALOGS == []
     assert page.evaluate("[window.__xss_script, window.__xss_img]") == [None, None]
     assert page.locator("img[src='x']").count() == 0
     assert page.evaluate("Array.from(document.scripts).filter(s => s.text.includes('__xss')).length") == 0
+
+    # the curator's work, on the other sample
+    sample = make("dilemma", 1)
+    task = tasks[sample.id]
+    _open_task(page, label_studio.url, project, task, "Negative consequence of doing it")
     # the verdict keys are shown on the page
     assert page.get_by_text("Verdict (keys 1 accept · 2 reject · 3 needs_edit)").count() == 1
 
     # the run's values are pre-selected; a value is found by typing part of its name
-    assert _selected_values(page) == ["friendship", "honesty", "trust"]
+    assert _selected_values(page) == ["Doing it / friendship", "Doing it / trust", "Not doing it / honesty"]
     page.locator(".ant-select-selector").first.click()
     page.locator(f"{DROPDOWN} input[name=taxonomy-search-input]").wait_for(timeout=30_000)
     page.keyboard.type("oyal")
@@ -113,7 +119,7 @@ def test_curator_finds_values_types_safely_edits_one_word_and_submits(label_stud
     page.mouse.click(640, 1350)  # empty space: the focus leaves every box
     page.wait_for_timeout(500)
     before = _selected_values(page)
-    assert before == ["friendship", "honesty", "loyalty", "trust"]
+    assert before == ["Doing it / friendship", "Doing it / loyalty", "Doing it / trust", "Not doing it / honesty"]
 
     # typing outside the edit boxes changes no label and no verdict
     page.keyboard.type("qwerty asdfgh zxcvbn loyal uiop")
@@ -128,7 +134,7 @@ def test_curator_finds_values_types_safely_edits_one_word_and_submits(label_stud
     box.press("End")
     box.press("Control+Shift+ArrowLeft")  # the last word
     page.keyboard.type("tomorrow")
-    assert box.input_value() == "helping a friend move house tomorrow"
+    assert box.input_value() == "helping a friend move house tomorrow"  # was "… house 1"
     page.mouse.click(640, 1350)
     page.keyboard.press("3")  # the verdict's shown key: needs_edit
     page.wait_for_timeout(500)
@@ -142,6 +148,7 @@ def test_curator_finds_values_types_safely_edits_one_word_and_submits(label_stud
     assert res.code == 0, res.stderr
     rows = _decisions(run, sample.id)
     assert len(rows) == 1 and rows[0]["verdict"] == "needs_edit"
+    assert _decisions(run, make("dilemma", 0).id) == []  # the probe sample was only looked at
     assert rows[0]["edits"] == '{"basic_situation": "helping a friend move house tomorrow"}'
     assert rows[0]["labels"] == ["not_to_do/honesty", "to_do/friendship", "to_do/loyalty", "to_do/trust"]
     admin_id = label_studio.client.users.whoami().id

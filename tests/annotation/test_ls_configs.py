@@ -49,6 +49,7 @@ def test_config_shows_plain_text_and_offers_every_decision(kind: str) -> None:
         tax = load_taxonomy(s.taxonomy)
         assert taxonomy == tax.ref and "value_labels" not in choices
         tree = pickers["value_labels"]
+        assert (tree.get("showFullPath") == "true") == bool(s.label_groups)  # a chosen value shows its group
         # every taxonomy value is offered (stored under its canonical name), once per group
         offered = [c.get("alias") or c.get("value") for c in tree.iter("Choice")]
         groups = len(s.label_groups) or 1
@@ -56,7 +57,7 @@ def test_config_shows_plain_text_and_offers_every_decision(kind: str) -> None:
         assert set(tax.names()) <= set(offered)
         for parent in [tree, *tree.iter("Choice")]:  # sorted within every level
             shown = [c.get("value") for c in parent.findall("Choice")]
-            assert shown == sorted(shown, key=str.casefold) or parent is tree and s.label_groups
+            assert shown == sorted(shown, key=str.casefold) or (parent is tree and s.label_groups)
     else:
         assert taxonomy is None and not pickers and "value_labels" not in choices
     if kind == "moral_graph_vote":
