@@ -53,7 +53,7 @@ def test_publish_writes_a_complete_verifiable_version(home: Path, dilemma_run: s
 
     card = (vdir / "README.md").read_text()
     for expected in ("# dilemmas v1", "| dilemma | 1360 |", "`actions` | `list<struct{", "CC-BY-4.0",
-                     dilemma_run, run["manifest_sha256"][:16], "Not validated"):
+                     dilemma_run, run["manifest_sha256"][:16], "Result: **passed**"):
         assert expected in card
 
     # What was published reads back as the same records.
