@@ -21,6 +21,7 @@ CHAINS: dict[str, str] = {
     "rule_pair_dilemmas": "valuecorpus.pipelines.chains.rule_pairs:RulePairChain",
     "preference_pairs": "valuecorpus.pipelines.chains.preferences:PreferencePairChain",
     "outcome_comparisons": "valuecorpus.pipelines.chains.outcomes:OutcomeComparisonChain",
+    "agent_cases": "valuecorpus.pipelines.chains.agent_cases:AgentCaseChain",
 }
 
 

@@ -135,6 +135,10 @@ class Chain(ABC):
         """A chain-specific content check: (filter name, reason) to drop the record, or None."""
         return None
 
+    def depends_on(self, record: Record) -> str | None:
+        """The id of the record this one is part of (a rubric: its case): dropped with it, never an orphan."""
+        return None
+
     # --- helpers for subclasses -----------------------------------------------------------------------
 
     def template_for(self, step: Step) -> Template:
