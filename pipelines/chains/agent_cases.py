@@ -36,7 +36,7 @@ from valuecorpus.pipelines.environments import load_environment, replay, state_p
 from valuecorpus.schemas.environment_spec import state_json_schema, state_tables
 from valuecorpus.schemas.errors import RecipeError
 from valuecorpus.schemas.jsonschema import constrain, model_json_schema
-from valuecorpus.schemas.records import AgentCase, AgentEnvironment, Record, Rubric, stable_id
+from valuecorpus.schemas.records import AgentCase, AgentEnvironment, Provenance, Record, Rubric, stable_id
 from valuecorpus.schemas.records.agents import Checkpoint, RubricItem, ScaleLevel
 from valuecorpus.schemas.taxonomies.loader import load_taxonomy
 
@@ -54,7 +54,10 @@ def shipped_environments() -> dict[str, AgentEnvironment]:
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".json"):
             env = load_environment(json.loads(entry.read_text("utf-8")))
-            envs[env.env_name] = env.model_copy(update={"executable": True, "id": f"shipped:{env.env_name}"})
+            envs[env.env_name] = env.model_copy(update={
+                "executable": True, "id": stable_id("shipped_environment", env.env_name),
+                "provenance": Provenance(origin="generate", source_dataset="valuecorpus",
+                                         source_file=entry.name, source_key="$")})
     return envs
 
 
@@ -281,7 +284,7 @@ class RubricStep(Step):
 
 class AgentCaseChain(Chain):
     kind = "agent_cases"
-    record_kinds = ("agent_case", "rubric")
+    record_kinds = ("agent_case", "rubric", "agent_environment")
     input_kind = "agent_environment"
     Params = Params
     step_classes = (TaskStep, StateStep, CheckpointStep, GoldenStep, RubricStep)
@@ -376,6 +379,10 @@ class AgentCaseChain(Chain):
             return None
         problem = self.replay_problem(record)
         return ("replay", problem) if problem else None
+
+    def shared_records(self, kept: list[Record]) -> list[Record]:
+        used = sorted({r.environment for r in kept if isinstance(r, AgentCase)})
+        return [self.environments[name].model_copy(deep=True) for name in used if name in self.environments]
 
     def depends_on(self, record: Record) -> str | None:
         if isinstance(record, Rubric) and record.provenance.plan_item:

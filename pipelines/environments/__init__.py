@@ -9,6 +9,7 @@ from valuecorpus.pipelines.environments.interpreter import (
     EnvironmentSpecError,
     Interpreter,
     load_environment,
+    read_spec,
     state_problem,
 )
 from valuecorpus.pipelines.environments.replay import replay
@@ -16,5 +17,5 @@ from valuecorpus.pipelines.environments.scoring import EpisodeScore, covers, exp
 
 __all__ = [
     "CallFailed", "CallLimitReached", "EnvironmentSpecError", "EpisodeScore", "Interpreter", "covers",
-    "expected_tools", "load_environment", "replay", "score", "state_problem",
+    "expected_tools", "load_environment", "read_spec", "replay", "score", "state_problem",
 ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
@@ -34,7 +35,7 @@ from valuecorpus.schemas.environment_spec import (
     spec_problems,
     state_json_schema,
 )
-from valuecorpus.schemas.errors import ValueCorpusError
+from valuecorpus.schemas.errors import InputFileError, NotFoundError, ValueCorpusError
 from valuecorpus.schemas.records.agents import AgentEnvironment, ToolEffect, ToolSpec, TrajectoryStep
 
 
@@ -44,6 +45,26 @@ class EnvironmentSpecError(ValueCorpusError):
 
 class CallFailed(Exception):
     """A call that ends in an error observation (the agent sees it; the episode goes on)."""
+
+
+MAX_SPEC_BYTES = 16 * 2**20
+
+
+def read_spec(path: Path) -> Any:
+    """An environment spec file as JSON, read within bounds: a huge or absurdly nested file is one clear error."""
+    if not path.is_file():
+        raise NotFoundError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise InputFileError(path, None, f"{size} bytes: an environment spec is at most {MAX_SPEC_BYTES} bytes")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputFileError(path, None, "not UTF-8 text") from None
+    except json.JSONDecodeError as err:
+        raise InputFileError(path, f"line {err.lineno} column {err.colno}", f"not valid JSON ({err.msg})") from None
+    except RecursionError:
+        raise InputFileError(path, None, f"nested deeper than {LIMITS.max_depth} levels") from None
 
 
 def load_environment(data: Any, limits: Limits = LIMITS) -> AgentEnvironment:
@@ -348,5 +369,5 @@ def _apply(effect: ToolEffect, state: dict[str, Any], args: dict[str, Any], budg
     raise CallFailed(f"unknown operation '{op}'")  # unreachable: the record model admits only the fixed set
 
 
-__all__ = ["CallFailed", "CallLimitReached", "EnvironmentSpecError", "Interpreter", "load_environment",
+__all__ = ["CallFailed", "CallLimitReached", "EnvironmentSpecError", "Interpreter", "load_environment", "read_spec",
            "state_problem"]
