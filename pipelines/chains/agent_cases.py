@@ -147,7 +147,7 @@ class TaskStep(Step):
             "value_a": a, "definition_a": values[a].definition or "", "value_b": b,
             "definition_b": values[b].definition or "",
         }
-        return [self.request(state, variables, model_json_schema(TaskOut))]
+        return [self.request(state, variables, self.chain.bounded(model_json_schema(TaskOut), self.name))]
 
     def absorb(self, state: SampleState, results: list[GenerationResult]) -> SampleState:
         out = TaskOut.model_validate(results[0].parsed)
@@ -164,7 +164,7 @@ class StateStep(Step):
         env = _env(self.chain, state)
         schema = copy.deepcopy(state_json_schema(env))
         schema["required"] = state_tables(env)
-        schema = bound_strings(schema, self.chain.generation_params(self.name).max_tokens, 200)
+        schema = self.chain.bounded(schema, self.name, 60)
         variables = {"env_name": env.env_name, "env_description": env.description, "task": state.data["task"]}
         return [self.request(state, variables, schema)]
 
@@ -184,8 +184,8 @@ class CheckpointStep(Step):
 
     def requests(self, state: SampleState) -> list[GenerationRequest]:
         env = _env(self.chain, state)
-        schema = constrain(model_json_schema(CheckpointsOut), "checkpoints[].actions[].tool",
-                           [t.name for t in env.tools])
+        schema = self.chain.bounded(constrain(model_json_schema(CheckpointsOut), "checkpoints[].actions[].tool",
+                                              [t.name for t in env.tools]), self.name)
         reqs = []
         for i, pole in enumerate(POLES):
             mine, other = _pole_value(state, pole)
@@ -229,7 +229,7 @@ class GoldenStep(Step):
         schema = {"type": "object", "properties": {"calls": {
             "type": "array", "minItems": 1, "maxItems": self.chain.params.max_calls,
             "items": {"anyOf": alternatives}}}, "required": ["calls"], "additionalProperties": False}
-        return bound_strings(schema, self.chain.generation_params(self.name).max_tokens, 200)
+        return self.chain.bounded(schema, self.name, 120)
 
     def requests(self, state: SampleState) -> list[GenerationRequest]:
         env = _env(self.chain, state)
@@ -260,9 +260,10 @@ class RubricStep(Step):
             checkpoints = state.data[f"checkpoints_{pole}"]
             n = len(checkpoints)
             item = model_json_schema(ItemOut)
-            schema = {"type": "object", "properties": {"items": {"type": "array", "minItems": n, "maxItems": n,
-                                                                  "items": item}},
-                      "required": ["items"], "additionalProperties": False}
+            schema = self.chain.bounded({
+                "type": "object", "properties": {"items": {"type": "array", "minItems": n, "maxItems": n,
+                                                           "items": item}},
+                "required": ["items"], "additionalProperties": False}, self.name)
             mine, _ = _pole_value(state, pole)
             reqs.append(self.request(state, {
                 "task": state.data["task"], "value": mine.name, "definition": mine.definition or "",
@@ -379,6 +380,11 @@ class AgentCaseChain(Chain):
             return None
         problem = self.replay_problem(record)
         return ("replay", problem) if problem else None
+
+    def bounded(self, schema: dict[str, Any], step: str, cap: int = 600) -> dict[str, Any]:
+        """Every free string bounded so the whole answer fits the step's max_tokens (a constrained decoder
+        then always closes the JSON), and at most `cap` characters (llama.cpp's grammar nests per character)."""
+        return bound_strings(schema, self.generation_params(step).max_tokens, cap)
 
     def shared_records(self, kept: list[Record]) -> list[Record]:
         used = sorted({r.environment for r in kept if isinstance(r, AgentCase)})

@@ -43,6 +43,9 @@ class EnvironmentSpecError(ValueCorpusError):
     """An environment that cannot be executed (its spec, or a state that does not fit it)."""
 
 
+WRITES = frozenset({"insert", "update", "delete", "append"})
+
+
 class CallFailed(Exception):
     """A call that ends in an error observation (the agent sees it; the episode goes on)."""
 
@@ -170,7 +173,12 @@ class Interpreter:
         if tool is None or (self.function_list is not None and tool_name not in self.function_list):
             raise CallFailed(f"unknown tool '{tool_name}'")
         args = self._check_arguments(tool, arguments)
-        work = copy.deepcopy(self.state)  # all or nothing: the state changes only when every effect applied
+        # all or nothing: effects work on copies of the tables the tool writes (reads need none), and the state
+        # takes them only when every effect applied
+        written = {e.table for e in tool.effects if e.op in WRITES}
+        work = {name: copy.deepcopy(rows) if name in written else rows for name, rows in self.state.items()}
+        for name in written - set(work):
+            work[name] = {}
         outputs: dict[str, Any] = {}
         budget = [self.limits.max_scan]
         last: Any = None
@@ -181,7 +189,7 @@ class Interpreter:
                 outputs[effect.output or f"{effect.op}_{i}"] = result
             elif effect.op != "require" and last is None:
                 last = result
-        size = len(json.dumps(work, ensure_ascii=False))
+        size = len(json.dumps(work, ensure_ascii=False)) if written else 0
         if size > self.limits.max_state_bytes:
             raise CallFailed(f"the call would grow the state to {size} bytes (limit {self.limits.max_state_bytes})")
         self.state = work
@@ -300,8 +308,7 @@ def _apply(effect: ToolEffect, state: dict[str, Any], args: dict[str, Any], budg
            limits: Limits) -> Any:
     keys = [_key(_substitute(p, args)) for p in effect.path]
     op = effect.op
-    table = state.setdefault(effect.table, {}) if op in ("insert", "update", "delete", "append") \
-        else state.get(effect.table, {})
+    table = state[effect.table] if op in WRITES else state.get(effect.table, {})
     where_text = "/".join(str(k) for k in [effect.table, *keys])
     if op == "require":
         node = _walk(table, keys)
@@ -331,10 +338,10 @@ def _apply(effect: ToolEffect, state: dict[str, Any], args: dict[str, Any], budg
             if budget[0] < 0:
                 raise CallFailed(f"the call visited more than {limits.max_scan} rows")
             if where is None or _matches(row, where):
-                out.append(copy.deepcopy(row))
-        if len(out) > limits.max_rows_out:
-            return {"rows": out[: limits.max_rows_out], "truncated": True, "total": len(out)}
-        return out
+                out.append(row)
+        if len(out) > limits.max_rows_out:  # only what is returned is copied
+            return {"rows": copy.deepcopy(out[: limits.max_rows_out]), "truncated": True, "total": len(out)}
+        return copy.deepcopy(out)
     parent = _walk(table, keys[:-1])
     last = keys[-1]
     if not isinstance(parent, dict | list) or parent is _MISSING:
