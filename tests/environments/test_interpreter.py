@@ -224,7 +224,7 @@ def test_state_growth_is_bounded() -> None:
             break
     assert failure is not None and f"limit {LIMITS.max_state_bytes}" in failure
     assert time.perf_counter() - started < 60  # bounded: at most max_calls calls of one bounded copy each
-    assert len(json.dumps(it.state)) <= LIMITS.max_state_bytes
+    assert len(json.dumps(it.state, separators=(",", ":")).encode()) <= LIMITS.max_state_bytes
 
 
 def test_huge_loops_are_bounded() -> None:
