@@ -17,7 +17,7 @@ from valuecorpus_testing.fake_server_content import script_step
 
 from valuecorpus.pipelines.chains.agent_cases import shipped_environments
 from valuecorpus.pipelines.engine import Engine, EngineConfig
-from valuecorpus.pipelines.engine.types import GenerationRequest
+from valuecorpus.pipelines.engine.types import GenerationParams, GenerationRequest
 from valuecorpus.pipelines.environments.episodes import results_by_system, run_episodes, start, tool_definitions
 from valuecorpus.schemas.records import AgentCase
 from valuecorpus.schemas.records.agents import Checkpoint
@@ -205,7 +205,7 @@ def test_a_bounded_episode_on_the_local_model() -> None:
     """Only guarantees: the episode ends within its bounds, every call is recorded with an observation."""
     with Engine(EngineConfig(backend="local", progress=False)) as engine:
         [ep] = run_episodes(engine, [start(case("desk-local"), ENV)], max_steps=2,
-                            params=None)
+                            params=GenerationParams(temperature=0.0, max_tokens=120))
     assert ep.ended is not None and ep.turns <= 2
     assert all(isinstance(s.observation, dict) and "success" in s.observation for s in ep.interpreter.trajectory)
     assert 0.0 <= ep.result.a.score <= 1.0 and 0.0 <= ep.result.b.score <= 1.0

@@ -25,7 +25,7 @@ def tool_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
          "required": ["tool", "arguments"]}
         for fn in _functions(tools)
     ]
-    alternatives.append({"type": "object", "properties": {"answer": {"type": "string", "maxLength": 600}},
+    alternatives.append({"type": "object", "properties": {"answer": {"type": "string", "maxLength": 240}},
                          "required": ["answer"]})
     return {"anyOf": alternatives}
 
