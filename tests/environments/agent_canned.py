@@ -1,9 +1,9 @@
 """Canned answers for the agent-case chain on the fake server: a valid case in the shipped SupportDesk
-environment, with three planted faults chosen by the value pair (so the test knows which sample gets which):
+environment, with three planted faults chosen by the value pair (mft08), so a test knows which sample gets which:
 
-- a pair with "Loyalty": the task names a value (leakage filter);
-- a pair with "Sanctity": pole b's golden trajectory refunds a ticket that does not exist (replay fails at step 1);
-- a pair with "Authority": pole a's trajectory skips its second checkpoint (replay: checkpoint not covered).
+- (Care, Loyalty): the task names a value (leakage filter; its rubric goes with it);
+- (Authority, Purity): pole b's golden trajectory refunds a ticket that does not exist (replay fails at step 1);
+- (Loyalty, Purity): pole a's trajectory skips its second checkpoint (replay: checkpoint not covered).
 """
 
 from __future__ import annotations
@@ -51,10 +51,6 @@ BAD_STEP = ("Authority", "Purity")
 BAD_COVERAGE = ("Loyalty", "Purity")
 TASK_SIZES = {"Care": "order", "Fairness": "parcel", "Loyalty": "booking", "Authority": "invoice",
               "Purity": "subscription"}
-
-
-def planted(pair: tuple[str, str]) -> str | None:
-    return {LEAK: "leakage", BAD_STEP: "replay", BAD_COVERAGE: "replay"}.get(pair)
 
 
 def respond(req: dict[str, Any]) -> Any:
