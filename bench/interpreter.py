@@ -58,7 +58,8 @@ def main() -> None:
              {"tool": "issue_refund", "arguments": {"refund_id": "R-1", "ticket_id": "T-1", "amount": 5}},
              {"tool": "reply_to_ticket", "arguments": {"ticket_id": "T-1", "message": "done"}},
              {"tool": "update_ticket_status", "arguments": {"ticket_id": "T-1", "status": "resolved"}}]
-    cps = [Checkpoint(checkpoint_id="a_cp1", checkpoint_name="x", expected_actions=["Call get_ticket", "Call issue_refund"]),
+    cps = [Checkpoint(checkpoint_id="a_cp1", checkpoint_name="x",
+                      expected_actions=["Call get_ticket", "Call issue_refund"]),
            Checkpoint(checkpoint_id="a_cp2", checkpoint_name="y", expected_actions=["Call update_ticket_status"])]
     names = [t.name for t in env.tools]
     out["replays_per_s"] = round(rate(lambda i: replay(env, STATE, names, calls, cps), 200), 1)

@@ -1,7 +1,7 @@
 """Tool calling for the embedded model, which has no native tool-call format: the request's tools become a
-grammar (JSON Schema: one alternative per tool, `{"tool": name, "arguments": <its parameters>}`, or
-`{"answer": text}`), the conversation's tool turns become plain turns, and the answer becomes OpenAI-style
-`tool_calls`. The engine, the cache and the episode runner see the same shapes as from an HTTP endpoint."""
+grammar (JSON Schema: `{"tool": one of the names, "arguments": {...}}` or `{"answer": text}`), the
+conversation's tool turns become plain turns, and the answer becomes OpenAI-style `tool_calls`. The engine,
+the cache and the episode runner see the same shapes as from an HTTP endpoint."""
 
 from __future__ import annotations
 
@@ -19,15 +19,16 @@ def _functions(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def tool_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
-    alternatives: list[dict[str, Any]] = [
-        {"type": "object", "properties": {"tool": {"const": fn["name"]},
-                                          "arguments": fn.get("parameters") or {"type": "object"}},
-         "required": ["tool", "arguments"]}
-        for fn in _functions(tools)
-    ]
-    alternatives.append({"type": "object", "properties": {"answer": {"type": "string", "maxLength": 240}},
-                         "required": ["answer"]})
-    return {"anyOf": alternatives}
+    """`{"tool": one of the names, "arguments": an object}` or `{"answer": text}`. The arguments are a plain
+    object, not each tool's own schema: per-tool alternatives crashed llama.cpp's grammar sampler here, and the
+    interpreter checks the arguments against the tool's schema anyway (a bad call is an error observation)."""
+    names = [fn["name"] for fn in _functions(tools)]
+    call = {"type": "object", "properties": {"tool": {"type": "string", "enum": names},
+                                             "arguments": {"type": "object"}},
+            "required": ["tool", "arguments"]}
+    # no maxLength on the answer: max_tokens bounds it, and a cut answer ends the episode as text
+    answer = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    return {"anyOf": [call, answer]}
 
 
 def plain_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, str]]:
