@@ -220,16 +220,15 @@ class GoldenStep(Step):
     template = "agent_cases/golden"
 
     def call_schema(self, env: AgentEnvironment) -> dict[str, Any]:
-        alternatives = [
-            {"type": "object", "properties": {"tool": {"const": t.name},
-                                              "arguments": copy.deepcopy(t.parameters or {"type": "object"})},
-             "required": ["tool", "arguments"], "additionalProperties": False}
-            for t in env.tools
-        ]
-        schema = {"type": "object", "properties": {"calls": {
-            "type": "array", "minItems": 1, "maxItems": self.chain.params.max_calls,
-            "items": {"anyOf": alternatives}}}, "required": ["calls"], "additionalProperties": False}
-        return self.chain.bounded(schema, self.name, 120)
+        """Each call names one of the tools; its arguments are an object that the replay checks against the
+        tool's own schema (an invalid call is a filtered case naming the step). One alternative per tool's
+        parameters would constrain more, but crashed llama.cpp's grammar sampler on the embedded model."""
+        call = {"type": "object", "properties": {"tool": {"type": "string", "enum": [t.name for t in env.tools]},
+                                                 "arguments": {"type": "object"}},
+                "required": ["tool", "arguments"], "additionalProperties": False}
+        return {"type": "object", "properties": {"calls": {
+            "type": "array", "minItems": 1, "maxItems": self.chain.params.max_calls, "items": call}},
+            "required": ["calls"], "additionalProperties": False}
 
     def requests(self, state: SampleState) -> list[GenerationRequest]:
         env = _env(self.chain, state)
