@@ -131,8 +131,8 @@ def test_one_case_on_the_local_model() -> None:
     overrides = {
         "count": 1, "params": {"systems": ["mft08"], "pairs_per_system": 1, "environments": ["SupportDesk"],
                                "max_calls": 3},
-        "model": {"backend": "local", "max_tokens": 160,
-                  "step_max_tokens": {"task": 160, "state": 260, "checkpoints": 220, "golden": 200, "rubric": 260}},
+        "model": {"backend": "local", "max_tokens": 120,
+                  "step_max_tokens": {"task": 120, "state": 180, "checkpoints": 160, "golden": 140, "rubric": 180}},
     }
     result = run("agent_cases", None, overrides, local=True)
     result.assert_accounted()
