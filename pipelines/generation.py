@@ -118,6 +118,7 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
         with Engine(config) as engine:
             judged, judge_dead = apply_judge(chain, kept, engine)
         kept, dropped, dead = judged.kept, dropped + judged.filtered, dead + judge_dead
+    kept = kept + chain.shared_records(kept)
     timings["filter_s"] = time.perf_counter() - t
 
     out = RunOutput(records=kept, plan=plan, dead_letters=dead, filtered=dropped)

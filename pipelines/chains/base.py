@@ -158,6 +158,15 @@ class Chain(ABC):
         """A chain-specific content check: (filter name, reason) to drop the record, or None."""
         return None
 
+    def shared_records(self, kept: list[Record]) -> list[Record]:
+        """Records the kept ones refer to and the run must carry once, not per sample (agent cases: their
+        environments), so a published version is whole."""
+        return []
+
+    def depends_on(self, record: Record) -> str | None:
+        """The id of the record this one is part of (a rubric: its case): dropped with it, never an orphan."""
+        return None
+
     # --- helpers for subclasses -----------------------------------------------------------------------
 
     def template_for(self, step: Step) -> Template:

@@ -217,6 +217,8 @@ class Engine:
             params["top_p"] = p.top_p
         if p.model is not None:  # part of the body and of the cache key: each model's answers cached apart
             params["model"] = p.model
+        if req.tools:  # in the body and in the cache key: the same messages with other tools are another request
+            params["tools"] = req.tools
         compiled = compile_schema(req.json_schema) if req.json_schema is not None else None
         key = cache_key(self.config.endpoint_kind, self.config.model, messages, params,
                         compiled.text if compiled is not None else None)
@@ -428,6 +430,7 @@ class Engine:
                         self.cache.put(key, cfg.model, cfg.endpoint_kind, {
                             "c": comp.content, "p": comp.prompt_tokens, "k": comp.completion_tokens,
                             "m": comp.model, "f": comp.finish_reason, "d": cost, "a": attempt, "e": self.dialect,
+                            **({"t": comp.tool_calls} if comp.tool_calls else {}),
                         })
                     comp.latency_s = latency
                     comp.cost_usd = cost
