@@ -39,6 +39,7 @@ class GenerateOptions:
     parent_runs: list[str] = field(default_factory=list)
     toolkit_version: str = ""
     progress: bool = False  # the engine's progress display (on a terminal: rich; otherwise plain lines)
+    debug: bool = False  # show the runner's own logs and tracebacks (--debug)
 
 
 def summarise_states(out: RunOutput, states: list[SampleState]) -> None:
@@ -107,7 +108,7 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
 
         kept, dropped, dead, states, engine_stats = run_beam(
             chain, plan, config, options.beam_args, home.runs_dir / f".{run_id}.beam{PARTIAL_MARK}{os.getpid()}",
-            options.published, languages, options.progress)
+            options.published, languages, options.progress, options.debug)
     generated = len(kept) + len(dropped)
     timings["generate_s"] = time.perf_counter() - t
 

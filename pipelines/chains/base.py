@@ -148,7 +148,8 @@ class Chain(ABC):
     def generation_params(self, step_name: str) -> GenerationParams:
         m = self.recipe.model
         return GenerationParams(temperature=m.temperature, seed=self.recipe.seed,
-                                max_tokens=m.step_max_tokens.get(step_name, m.max_tokens))
+                                max_tokens=m.step_max_tokens.get(step_name, m.max_tokens),
+                                repeat_penalty=m.repeat_penalty)
 
     def provenance(self, state: SampleState) -> Provenance:
         taxonomies = []

@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from valuecorpus.pipelines.chains.base import Chain, SampleState, Step
-from valuecorpus.pipelines.chains.bounds import bound_strings, enum_tokens
+from valuecorpus.pipelines.chains.bounds import bound_strings
 from valuecorpus.pipelines.engine.types import GenerationRequest, GenerationResult
 from valuecorpus.schemas.jsonschema import constrain, model_json_schema
 from valuecorpus.schemas.records import Dilemma, Record
@@ -198,12 +198,6 @@ class ValuesStep(_PerAction):
         schema["properties"]["values"].update(minItems=1, maxItems=self.chain.params.max_values)
         schema = constrain(schema, "values[].party", names)
         return constrain(schema, "values[].value", self.chain.taxonomy().names())
-
-    def requests(self, state: SampleState) -> list[GenerationRequest]:
-        reqs = super().requests(state)
-        for req in reqs:  # enum strings cannot be shortened: make room for the longest answer the schema allows
-            req.params.max_tokens = max(req.params.max_tokens, enum_tokens(req.json_schema or {}))
-        return reqs
 
     def fold(self, state: SampleState, slot: dict[str, Any], result: GenerationResult) -> None:
         out = ValuesOut.model_validate(result.parsed)

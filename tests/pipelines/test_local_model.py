@@ -17,8 +17,8 @@ seed: 3
 strata: {topic_groups: [medical]}
 model:
   backend: local
-  max_tokens: 64
-  step_max_tokens: {situation: 80, action: 48, description: 56}
+  max_tokens: 300
+  step_max_tokens: {situation: 300, action: 400, description: 450}
 filters:
   length: {min_chars: 40, max_chars: 1200}
   language: {min_confidence: 0.3}
