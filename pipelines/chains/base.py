@@ -92,6 +92,9 @@ class Chain(ABC):
     input_kind: ClassVar[str | None] = None  # record kind handed over as `inputs` (--from-run/--from-dataset)
     Params: ClassVar[type[BaseModel]] = NoParams  # validates recipe.params
     step_classes: ClassVar[tuple[type[Step], ...]] = ()
+    # plan axis (the plan item's key) -> the record field that carries its value: coverage is counted from the
+    # records through these, and a record's field holds exactly what the planner planned
+    stratum_fields: ClassVar[dict[str, str]] = {}
 
     def __init__(self, recipe: Recipe, inputs: list[dict[str, Any]] | None = None) -> None:
         self.recipe = recipe

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,6 +40,10 @@ def topic_for(plan_item: dict[str, Any]) -> str:
         return chosen
     pool = data["groups"][chosen] if chosen in data["groups"] else sorted(data["topics"])
     return rng.choice(pool)
+
+
+def group_of(topic: str) -> str:
+    return next((g for g, members in sorted(topics()["groups"].items()) if topic in members), topic)
 
 
 def seed_action(plan_item: dict[str, Any], topic: str) -> str:
@@ -237,6 +241,7 @@ class DilemmaChain(Chain):
     record_kinds = ("dilemma",)
     Params = Params
     step_classes = (SituationStep, ConsequenceStep, PartiesStep, ValuesStep, ReasonsStep)
+    stratum_fields: ClassVar[dict[str, str]] = {"topic_group": "topic_group"}
 
     @classmethod
     def validate_recipe(cls, recipe: Any) -> list[tuple[str, str]]:
@@ -286,10 +291,12 @@ class DilemmaChain(Chain):
                 values=annotations, background=sit["background"],
             ))
         topic = state.data["topic"]
+        # the planned stratum (a group, or a topic the recipe named); unplanned: the group of the topic drawn
+        group = state.plan_item.get("topic_group") or group_of(topic)
         return [Dilemma(
             id=self.record_id(state), provenance=self.provenance(state),
             basic_situation=state.data["basic_situation"], dilemma_situation=sit["text"],
-            topic=topics()["topics"][topic]["id"], topic_group=topic, actions=actions,
+            topic=topics()["topics"][topic]["id"], topic_group=group, actions=actions,
         )]
 
     def text_of(self, record: Record) -> str:
