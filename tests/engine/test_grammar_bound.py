@@ -19,8 +19,8 @@ from valuecorpus.pipelines.engine.grammar import schema_grammar
 from valuecorpus.pipelines.engine.structured import compile_schema, shape_body
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
-from canned import Responder  # noqa: E402
-from corpus_chains_harness import run  # noqa: E402
+from canned import Responder
+from corpus_chains_harness import run
 
 RECIPES = [("demo", {"count": 2}), ("dilemmas", {"count": 1}), ("perspectives", {"count": 1}),
            ("value_rules", {"count": 2}), ("preferences", {"count": 2})]
