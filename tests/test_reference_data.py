@@ -7,8 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REFERENCE_DATA, REPO
-
+REPO = Path(__file__).resolve().parents[1]
 PROBE = "tests/schemas/test_taxonomies.py::test_cvc_matches_the_reference_and_resolves_spelling_variants"
 
 
@@ -17,9 +16,9 @@ def _pytest(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300, env={**os.environ, **env})
 
 
-def test_the_setting_is_read_first(tmp_path: Path) -> None:
+def test_the_setting_is_read_first(reference_data: Path, tmp_path: Path) -> None:
     copy = tmp_path / "elsewhere"
-    copy.symlink_to(REFERENCE_DATA, target_is_directory=True)
+    copy.symlink_to(reference_data, target_is_directory=True)
     res = _pytest({"VALUECORPUS_REFERENCE_DATA": str(copy)})
     assert res.returncode == 0, res.stdout[-2000:]
 
