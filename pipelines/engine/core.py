@@ -224,6 +224,8 @@ class Engine:
             LOCAL_REPEAT_PENALTY if self.config.endpoint_kind == "local" else None)
         if penalty is not None:  # in the cache key: an answer made with another penalty is another answer
             params["repeat_penalty"] = penalty
+        if p.model is not None:  # part of the body and of the cache key: each model's answers cached apart
+            params["model"] = p.model
         key = cache_key(self.config.endpoint_kind, self.config.model, messages, params,
                         compiled.text if compiled is not None else None)
         return Item(index, req, key, messages, params, compiled)

@@ -23,7 +23,7 @@ from canned import Responder
 from corpus_chains_harness import run
 
 RECIPES = [("demo", {"count": 2}), ("dilemmas", {"count": 1}), ("perspectives", {"count": 1}),
-           ("value_rules", {"count": 2}), ("preferences", {"count": 2})]
+           ("value_rules", {"count": 2}), ("preferences", {"count": 2}), ("moral_graph", {"count": 1})]
 
 
 @pytest.fixture(scope="module")
