@@ -34,6 +34,9 @@ class GenerationParams(BaseModel):
     max_tokens: int = 512
     seed: int | None = None
     top_p: float | None = None
+    repeat_penalty: float | None = Field(
+        None, description="discourages repeated tokens where the backend has one (local, llama.cpp, vLLM); "
+                          "None: 1.1 on the embedded model, the server's default elsewhere")
     model: str | None = Field(None, description="another model at the same endpoint for this request (e.g. the "
                               "participant of an interview); None = the engine's model")
 
