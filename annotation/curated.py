@@ -46,7 +46,7 @@ def apply_edits(record: Any, edits: dict[str, str]) -> Any:
 
 def finalize(home: DataHome, source: RunLayout, resolutions: list[dict[str, Any]], decisions: list[dict[str, Any]],
              run_id: str | None = None) -> tuple[RunLayout, dict[str, Any]]:
-    from valuecorpus.schemas.arrow import read_records, write_records
+    from valuecorpus.schemas.arrow import write_records
     from valuecorpus.schemas.records.base import AnnotatorDecision
 
     if not resolutions:
@@ -63,7 +63,7 @@ def finalize(home: DataHome, source: RunLayout, resolutions: list[dict[str, Any]
         outcome = Counter()
         counts: dict[str, int] = {}
         for kind, rows in sorted(by_kind.items()):
-            records = {r.id: r for r in read_records(source.records(kind))}
+            records = {r.id: r for r in source.read_records(f"records/{kind}")}
             kept, originals = [], []
             for res in rows:
                 rec = records.get(res["sample_id"])

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
 
 from valuecorpus.schemas.layout import DataHome
@@ -18,9 +17,9 @@ from valuecorpus.schemas.layout import DataHome
 
 def _content(layout) -> dict[str, list[dict]]:
     out = {}
-    for name, path in [("dilemma", layout.records("dilemma")), ("plan", layout.plan),
-                       ("dead", layout.dead_letters), ("filtered", layout.filtered)]:
-        rows = pq.read_table(path).to_pylist()
+    for name, table in [("dilemma", "records/dilemma"), ("plan", "plan"), ("dead", "dead_letters"),
+                        ("filtered", "filtered")]:
+        rows = layout.read_table(table).to_pylist()
         for row in rows:
             if "provenance" in row:
                 row["provenance"]["run_id"] = None

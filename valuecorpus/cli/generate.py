@@ -58,12 +58,11 @@ def _inputs(recipe: Recipe, home: DataHome, from_run: str | None, from_dataset: 
     if kind is None:
         raise ValueCorpusError(f"--from-run / --from-dataset: recipe kind '{recipe.kind}' takes no input records")
     if run_ref:
-        from valuecorpus.schemas.arrow import read_records
 
         layout = home.resolve_run(run_ref)
-        if not layout.records(kind).exists():
+        if not layout.has_table(f"records/{kind}"):
             raise NotFoundError(f"run '{run_ref}' has no {kind} records ({layout.records(kind)})")
-        rows = read_records(layout.records(kind))
+        rows = layout.read_records(f"records/{kind}")
         return [r.model_dump(mode="json") for r in rows], [layout.run_id]
     from valuecorpus.warehouse import load_records
 
