@@ -74,16 +74,19 @@ class _Prepare(beam.DoFn):
 class RunStep(beam.PTransform):
     """One chain step over every sample: BuildRequests → Generate → Absorb."""
 
-    def __init__(self, chain: Chain, index: int, config: EngineConfig, progress: bool = False) -> None:
+    def __init__(self, chain: Chain, index: int, config: EngineConfig, progress: bool = False,
+                 batches: int = 0) -> None:
         super().__init__()
         self.chain, self.index, self.config, self.progress = chain, index, config, progress
+        self.batches = batches
 
     def expand(self, states: Any) -> Any:
         chain, index = self.chain, self.index
         prepared = states | "BuildRequests" >> beam.ParDo(_Prepare(chain, index))
         outcomes = (prepared
                     | "Requests" >> beam.FlatMap(lambda p: p[1])
-                    | "Generate" >> Generate(self.config, label=chain.step_names()[index], progress=self.progress))
+                    | "Generate" >> Generate(self.config, label=chain.step_names()[index], progress=self.progress,
+                                             batches=self.batches))
         outcomes = ((outcomes.results, outcomes.dead_letters)
                     | "Outcomes" >> beam.Flatten()
                     | "KeyOutcomes" >> beam.Map(lambda o: (_sample_of(o), o)))
@@ -133,9 +136,9 @@ def _judged(element: tuple[str, dict[str, list[Any]]], chain: Chain) -> Any:
 class Judge(beam.PTransform):
     """The recipe's LLM judge through the engine: kept records → `kept`, `filtered` and `dead` outputs."""
 
-    def __init__(self, chain: Chain, config: EngineConfig, progress: bool = False) -> None:
+    def __init__(self, chain: Chain, config: EngineConfig, progress: bool = False, batches: int = 0) -> None:
         super().__init__()
-        self.chain, self.config, self.progress = chain, config, progress
+        self.chain, self.config, self.progress, self.batches = chain, config, progress, batches
 
     def expand(self, records: Any) -> Any:
         from valuecorpus.pipelines.filters.judge import judge_request_id
@@ -143,7 +146,8 @@ class Judge(beam.PTransform):
         chain = self.chain
         outcomes = (records
                     | "JudgeRequests" >> beam.ParDo(_JudgeRequest(chain))
-                    | "Generate" >> Generate(self.config, label="judge", progress=self.progress))
+                    | "Generate" >> Generate(self.config, label="judge", progress=self.progress,
+                                             batches=self.batches))
         keyed_out = ((outcomes.results, outcomes.dead_letters)
                      | "JudgeOutcomes" >> beam.Flatten()
                      | "KeyJudgeOutcomes" >> beam.Map(lambda o: (o.request_id, o)))
@@ -225,11 +229,11 @@ def _write_summary(parts: list[tuple[str, Any]], url: str) -> str:
     from valuecorpus.schemas.storage import as_path, write_bytes
 
     counts: dict[str, int] = {}
-    summary: dict[str, Any] = {}
+    summary: dict[str, Any] = _StateSummary().create_accumulator()
     for tag, value in parts:
         if tag == "written":
             counts[value[0]] = counts.get(value[0], 0) + value[1]
-        else:
+        elif tag == "summary":
             summary = value
     write_bytes(as_path(url), json.dumps({**summary, "counts": counts}, sort_keys=True).encode())
     return url
@@ -249,9 +253,9 @@ class ChainPipeline(beam.PTransform):
 
     def __init__(self, chain: Chain, config: EngineConfig, plan_url: str, out_url: str, shards: int,
                  published_files: list[str] | None = None, published: list[tuple[str, str]] | None = None,
-                 progress: bool = False, run_id: str = "") -> None:
+                 progress: bool = False, run_id: str = "", batches: int = 0) -> None:
         super().__init__()
-        self.run_id = run_id
+        self.run_id, self.batches = run_id, batches
         self.chain, self.config, self.plan_url, self.out_url = chain, config, plan_url, out_url.rstrip("/")
         self.shards, self.progress = shards, progress
         self.published_files, self.published = published_files or [], published or []
@@ -276,7 +280,7 @@ class ChainPipeline(beam.PTransform):
                   | "States" >> beam.Map(lambda it: SampleState(sample_id=it["sample_id"], plan_item=it)))
         dead_parts = []
         for i, step in enumerate(chain.steps()):
-            out = states | f"Step[{step.name}]" >> RunStep(chain, i, self.config, self.progress)
+            out = states | f"Step[{step.name}]" >> RunStep(chain, i, self.config, self.progress, self.batches)
             states = out.states
             dead_parts.append(out.dead)
         finished = states | "Finish" >> beam.FlatMap(_finish, chain, self.run_id).with_outputs("dead", main="records")
@@ -284,7 +288,7 @@ class ChainPipeline(beam.PTransform):
         kept, filtered = finished.records | "Filter" >> FilterRecords(chain, self._published(pbegin))
         filtered_parts = [filtered]
         if chain.recipe.filters.judge is not None:
-            judged = kept | "Judge" >> Judge(chain, self.config, self.progress)
+            judged = kept | "Judge" >> Judge(chain, self.config, self.progress, self.batches)
             kept = judged[KEPT]
             filtered_parts.append(judged[FILTERED])
             dead_parts.append(judged.dead)
@@ -292,18 +296,22 @@ class ChainPipeline(beam.PTransform):
                 | "AllRows" >> beam.Flatten()
                 | "ByTable" >> beam.Map(lambda item: (_table_of(item), item)))
         written = rows | "WriteTables" >> WriteTable(self.out_url, self.shards, _id_of, _sort_key, _model_of)
-        summary = states | "Summary" >> beam.CombineGlobally(_StateSummary())
-        return ((written | "TagWritten" >> beam.Map(lambda tr: ("written", tr)),
+        # combines without defaults: a default would be a side input, which the Dask runner computes inside a
+        # task, waiting on the cluster from one of its own workers (a deadlock with single-thread workers)
+        summary = states | "Summary" >> beam.CombineGlobally(_StateSummary()).without_defaults()
+        start = pbegin | "Start" >> beam.Create([("start", None)])  # Done runs even for an empty run
+        return ((start,
+                 written | "TagWritten" >> beam.Map(lambda tr: ("written", tr)),
                  summary | "TagSummary" >> beam.Map(lambda s: ("summary", s)))
                 | "Everything" >> beam.Flatten()
-                | "Gather" >> beam.combiners.ToList()  # shard counts and one summary: a few small values
+                | "Gather" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
                 | "Done" >> beam.Map(_write_summary, f"{self.out_url}/_work/{SUMMARY}"))
 
 
 def pipeline_options(beam_args: list[str]) -> Any:
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    args = list(beam_args)
+    args = [_our_dask_runner(a) for a in beam_args]
     if not any(a.startswith("--runner") for a in args):
         # the default DirectRunner tries to download the Prism binary first; FnApiRunner honours
         # --direct_running_mode and --direct_num_workers
@@ -311,9 +319,28 @@ def pipeline_options(beam_args: list[str]) -> Any:
     return PipelineOptions(args)
 
 
+def request_batches(options: Any, plan_rows: int) -> int:
+    """0 (requests stream through the engine, outcomes of a bundle's tail emitted in finish_bundle) on runners
+    that keep what finish_bundle emits; on the Dask runner, which drops it, the number of batches (about 512
+    samples each, at least 2) whose outcomes are emitted within process()."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    runner = str(options.view_as(StandardOptions).runner or "")
+    if "dask" not in runner.lower():
+        return 0
+    return max(2, -(-plan_rows // 512))
+
+
+def _our_dask_runner(arg: str) -> str:
+    """Beam's Dask runner, named by its path or as `DaskRunner`, becomes ours (bounded partitions)."""
+    if arg in ("--runner=DaskRunner", "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"):
+        return "--runner=valuecorpus.pipelines.dask_runner.DaskRunner"
+    return arg
+
+
 def for_workers(config: EngineConfig) -> EngineConfig:
     """Ask the endpoint once, here, what every worker would ask (dialect, key and model), and hand the
-    answers over; the key stays out of the pickled pipeline (workers read it from `api_key_env`, which local
+    answers over; the key stays out of the pickled pipeline (workers read it from `credential_env`, which local
     worker processes inherit from this one)."""
     from valuecorpus.pipelines.engine.core import Engine
 
@@ -323,23 +350,24 @@ def for_workers(config: EngineConfig) -> EngineConfig:
             dialect, verified = engine.check_endpoint()
         config = config.model_copy(update={"dialect": dialect or config.dialect, "endpoint_verified": verified})
         key = config.api_key.get_secret_value() if config.api_key is not None else None
-        if key and not os.environ.get(config.api_key_env):
-            os.environ[config.api_key_env] = key
+        if key and not os.environ.get(config.credential_env):
+            os.environ[config.credential_env] = key
     return config.worker_copy()
 
 
 def run_beam(chain: Chain, config: EngineConfig, beam_args: list[str], plan_url: str, out_url: str,
              shards: int = 1, published_files: list[str] | None = None,
              published: list[tuple[str, str]] | None = None, progress: bool = False,
-             run_id: str = "") -> dict[str, Any]:
+             run_id: str = "", plan_rows: int = 0) -> dict[str, Any]:
     """Run the pipeline; the tables land as shards under `out_url`. Returns the summary (row counts per table,
     tokens, cost, prompt versions, models, failed samples) and the engine's counters (`engine`)."""
     from valuecorpus.schemas.storage import as_path
 
     config = for_workers(config)
-    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    options = pipeline_options(beam_args)
+    pipeline = beam.Pipeline(options=options)
     _ = pipeline | "Chain" >> ChainPipeline(chain, config, plan_url, out_url, shards, published_files, published,
-                                            progress, run_id)
+                                            progress, run_id, request_batches(options, plan_rows))
     result = pipeline.run()
     result.wait_until_finish()
     close_engines()  # the in-memory runner's engines: flush the cache, free the model

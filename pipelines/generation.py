@@ -181,7 +181,8 @@ def _generate_on_beam(recipe: Recipe, home: DataHome, run_id: str, chain: Chain,
     def produce(layout: RunLayout) -> dict[str, int]:
         summary.update(run_beam(
             chain, config, options.beam_args, url_of(layout.plan), url_of(layout.path),
-            shard_count(len(out.plan)), options.published_files, options.published, options.progress, run_id))
+            shard_count(len(out.plan)), options.published_files, options.published, options.progress, run_id,
+            len(out.plan)))
         return summary["counts"]
 
     def after(out: RunOutput) -> None:

@@ -43,7 +43,8 @@ def as_path(location: Any) -> AnyPath:
         return Path(text.removeprefix("file://")).expanduser()
     from upath import UPath
 
-    return UPath(text)
+    # other processes (workers, publishers) change the store: never answer a listing from a stale cache
+    return UPath(text, use_listings_cache=False)
 
 
 def url_of(path: AnyPath) -> str:

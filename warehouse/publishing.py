@@ -5,8 +5,9 @@ crash or `kill -9` at any moment leaves either the complete version or none. On 
 no lock) the number is claimed by creating `_claims/vN` exclusively (a conditional PUT that fails when the
 object exists), the files are written into `vN/`, and the manifest is written last: readers only see versions
 that have one, and a killed publisher's number stays claimed, never reused (`warehouse/remote.py`).
-On a local disk the number is claimed under an exclusive `flock` on the dataset's lock file (released by the kernel if the holder dies), and the rename
-refuses to replace an existing version: two publishers never get the same number and never overwrite.
+On a local disk the number is claimed under an exclusive `flock` on the dataset's lock file (released by the
+kernel if the holder dies), and the rename refuses to replace an existing version: two publishers never get
+the same number and never overwrite.
 Publishing the same content twice makes a new version; its manifest says which version it repeats.
 """
 

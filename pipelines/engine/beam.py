@@ -6,7 +6,7 @@ worker keeps hundreds of requests in flight and the window never drains between 
 Each distinct request is paid once on every runner: `Generate` groups the requests by their body
 (`GroupByKey` on `body_fingerprint`), sends one of each group and hands its outcome to the others, whichever
 bundles, threads or machines they came from. The config reaches the workers without its API key: they read
-it from their environment (`api_key_env`)."""
+it from their environment (`credential_env`)."""
 
 from __future__ import annotations
 
@@ -67,9 +67,12 @@ class _GenerateFn(beam.DoFn):
     they complete. `finish_bundle` waits for the rest: every request of a bundle has its outcome in it."""
 
     def __init__(self, config: EngineConfig, batch_size: int, max_pending: int, label: str, progress: bool,
-                 grouped: bool = False) -> None:
+                 grouped: bool = False, batched: bool = False) -> None:
         self._config = config.worker_copy()  # never the key: workers read it from their environment
         self._grouped = grouped  # elements are groups of identical requests: one is sent, all get its outcome
+        # elements are whole batches, answered within process(): for runners that drop what finish_bundle emits
+        # (Beam 2.77's Dask runner collects a bundle's outputs before it calls finish_bundle)
+        self._batched = batched
         self._batch_size = batch_size
         self._max_pending = max_pending
         self._label = label
@@ -92,6 +95,11 @@ class _GenerateFn(beam.DoFn):
 
     def process(self, request: Any, timestamp: Any = beam.DoFn.TimestampParam,
                 window: Any = beam.DoFn.WindowParam) -> Iterator[Any]:
+        if self._batched:
+            self._buffer = [(one, timestamp, window) for one in request[1]]
+            self._submit()
+            yield from self._collect(all_of_them=True)
+            return
         self._buffer.append((request, timestamp, window))
         if len(self._buffer) >= self._batch_size:
             self._submit()
@@ -149,6 +157,13 @@ def _fingerprint(request: GenerationRequest) -> str:
     return body_fingerprint(request.messages, [p.temperature, p.max_tokens, p.seed, p.top_p], request.json_schema)
 
 
+def _batch_of(element: Any, batches: int) -> int:
+    import zlib
+
+    first = element[0] if isinstance(element, list) else element
+    return zlib.crc32(first.request_id.encode()) % batches
+
+
 def _group(element: tuple[str, Any]) -> list[GenerationRequest]:
     return sorted(element[1], key=lambda r: r.request_id)
 
@@ -162,9 +177,10 @@ class Generate(beam.PTransform):
 
     def __init__(self, config: EngineConfig, batch_size: int | None = None, redistribute: bool = True,
                  label: str = "generate", progress: bool = False, max_pending: int = 4,
-                 single_flight: bool = True) -> None:
+                 single_flight: bool = True, batches: int = 0) -> None:
         super().__init__()
         self.single_flight = single_flight
+        self.batches = batches  # > 0: this many batches made by a GroupByKey, each answered within process()
         self.config = config
         self.batch_size = batch_size or max(16, config.max_in_flight)
         self.max_pending = max(1, max_pending)
@@ -179,6 +195,12 @@ class Generate(beam.PTransform):
                         | "OneOfEach" >> beam.Map(_group))
         elif self.redistribute:
             requests = requests | "Redistribute" >> beam.Reshuffle()
+        if self.batches:
+            batches = self.batches
+            requests = (requests
+                        | "KeyByBatch" >> beam.Map(lambda g: (_batch_of(g, batches), g))
+                        | "Batches" >> beam.GroupByKey())
         return requests | "CallModel" >> beam.ParDo(
             _GenerateFn(self.config, self.batch_size, self.max_pending, self.label, self.progress,
-                        grouped=self.single_flight)).with_outputs(DEAD_LETTERS, main=RESULTS)
+                        grouped=self.single_flight, batched=bool(self.batches))).with_outputs(
+            DEAD_LETTERS, main=RESULTS)

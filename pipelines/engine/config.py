@@ -54,7 +54,7 @@ class EngineConfig(BaseModel):
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     model: str = Field("", description="model name at the endpoint (local: informational)")
     api_key: SecretStr | None = Field(None, exclude=True, repr=False)
-    api_key_env: str = Field("OPENAI_API_KEY", description="where a worker reads the key when the config it "
+    credential_env: str = Field("OPENAI_API_KEY", description="where a worker reads the key when the config it "
                              "was handed carries none (pipelines never pickle the key)")
     dialect: Dialect = Field("auto", description="structured-output dialect; auto = probe the endpoint once")
     transport: Literal["aiohttp", "openai-sdk"] = Field(
@@ -107,7 +107,7 @@ class EngineConfig(BaseModel):
         return f"alias:{alias}" if alias else f"openai:{url}"
 
     def worker_copy(self) -> EngineConfig:
-        """The config a pipeline carries to its workers: no key (workers read `api_key_env`)."""
+        """The config a pipeline carries to its workers: no key (workers read `credential_env`)."""
         return self.model_copy(update={"api_key": None})
 
     def resolved_api_key(self) -> str | None:
@@ -115,7 +115,7 @@ class EngineConfig(BaseModel):
             return self.api_key.get_secret_value()
         import os
 
-        return os.environ.get(self.api_key_env) or None
+        return os.environ.get(self.credential_env) or None
 
     def resolved_model_path(self) -> str:
         return self.local_model_path or default_local_model_path()

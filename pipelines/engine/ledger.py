@@ -82,7 +82,7 @@ class ObjectLedger:
         self.scope = scope
         self.max_cost = math.inf if max_cost is None else max_cost
         self.max_tokens = math.inf if max_tokens is None else max_tokens
-        self.fs, root = url_to_fs(cache_dir.rstrip("/"))
+        self.fs, root = url_to_fs(cache_dir.rstrip("/"), use_listings_cache=False)
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in scope)
         self.root = f"{root.rstrip('/')}/budgets/{safe}"
         self.me = uuid.uuid4().hex
@@ -96,7 +96,7 @@ class ObjectLedger:
 
         while self._next < self.SLICES:
             n, self._next = self._next, self._next + 1
-            path = UPath(f"{self.fs.unstrip_protocol(self.root)}/lease-{n:03d}")
+            path = UPath(f"{self.fs.unstrip_protocol(self.root)}/lease-{n:03d}", use_listings_cache=False)
             if create_exclusive(path, self.me.encode()):
                 return True
         return False

@@ -198,8 +198,8 @@ class FilterRecords(beam.PTransform):
             edges = ({"sig": sigs, "first": first}
                      | "JoinSecond" >> beam.CoGroupByKey()
                      | "Verify" >> beam.FlatMap(_verify, threshold))
-            decisions = (edges
-                         | "Pairs" >> beam.combiners.ToList()  # the duplicate pairs only, never the records
+            decisions = (edges  # the duplicate pairs only, never the records; no default (a side input)
+                         | "Pairs" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
                          | "Resolve" >> beam.FlatMap(_resolve))
         else:
             decisions = groups | "NoPairs" >> beam.FlatMap(lambda _g: iter(()))
