@@ -70,8 +70,9 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
 
     home = tmp_path / "home"
     with FakeServer(FakeServerConfig(model="fake-model")) as server:
-        run = subprocess.run([str(py), "-m", "valuecorpus", "generate", "dilemmas", "--n", "2", "--run-id", "from-wheel",
-                              "--base-url", server.base_url, "--model", "fake-model", "--no-progress",
+        run = subprocess.run([str(py), "-m", "valuecorpus", "generate", "dilemmas", "--n", "2",
+                              "--run-id", "from-wheel", "--base-url", server.base_url, "--model", "fake-model",
+                              "--no-progress",
                               "--executor", "beam", "--", f"--extra_package={wheel}"],
                              capture_output=True, text=True, timeout=600,
                              env={**os.environ, "VALUECORPUS_HOME": str(home)}, cwd=tmp_path)
