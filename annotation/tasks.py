@@ -211,7 +211,7 @@ SPECS: dict[str, KindSpec] = {s.kind: s for s in (
         FieldSpec("contexts", render=lambda r: as_text(r.get("contexts"))),
     )),
     KindSpec("moral_graph_vote", (
-        FieldSpec("cards", render=_join("from_card", "to_card", "context")),
+        FieldSpec("cards", render=_join("from_card", "from_title", "to_card", "to_title", "context")),
         FieldSpec("story", "story", True),
     ), choices={"relationship": lambda r: r.get("relationship")}),
     KindSpec("agent_case", (

@@ -66,6 +66,9 @@ class Record(BaseModel):
     kind: ClassVar[str] = ""
     # Fields filled by the toolkit rather than by a generator: left out of the JSON Schema for LLM output.
     toolkit_fields: ClassVar[frozenset[str]] = frozenset({"id", "provenance"})
+    # Fields that hold another record's key: field -> the "kind.field" values it may match (any one of them).
+    # Integrity checks (every vote's cards exist, exactly once) are derived from these declarations.
+    references: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     id: str
     provenance: Provenance = Field(default_factory=Provenance)
