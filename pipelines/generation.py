@@ -82,6 +82,22 @@ def resolve_cached(chain: Chain, plan: list[dict[str, Any]], config: EngineConfi
         return None
 
 
+def _published_compared(options: GenerateOptions) -> dict[str, Any]:
+    """What the near-duplicate filter compared against: the version, its files and their rows (footers only)."""
+    import pyarrow.parquet as pq
+
+    from valuecorpus.schemas.storage import as_path
+
+    rows = 0
+    for url in options.published_files:
+        with as_path(url).open("rb") as fh:
+            rows += pq.ParquetFile(fh).metadata.num_rows
+    out: dict[str, Any] = {"ref": options.published_ref, "files": len(options.published_files), "rows": rows}
+    if options.published:
+        out["texts"] = len(options.published)
+    return out
+
+
 def published_texts(chain: Chain, options: GenerateOptions) -> list[tuple[str, str]]:
     """(id, text) of the published version, for the executors that filter in this process."""
     from valuecorpus.schemas.arrow import read_records
@@ -114,8 +130,7 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
     out.extra = {
         "executor": executor, "beam_args": options.beam_args, "endpoint": config.describe(),
         "coverage": coverage(plan, axes),
-        "published_compared": {"ref": options.published_ref,
-                               "texts": len(options.published), "files": len(options.published_files)},
+        "published_compared": _published_compared(options),
     }
     if options.parent_runs:
         out.extra["parent_runs"] = options.parent_runs

@@ -93,7 +93,8 @@ def test_near_duplicates_of_the_published_version_are_filtered(cli, home: Path, 
     assert published_ids <= {f.sample_id for f in near}
     assert {f.matched_id for f in near} <= published_ids
     assert all("in the published version" in f.reason for f in near)
-    assert layout.read_manifest().model_extra["published_compared"] == {"ref": "dd_test@v1", "texts": len(first)}
+    assert layout.read_manifest().model_extra["published_compared"] == {"ref": "dd_test@v1", "files": 1,
+                                                                        "rows": len(first)}
 
 
 def test_llm_judge_drops_low_scores_through_the_engine(cli, home: Path, fake_llm, tmp_path: Path) -> None:
