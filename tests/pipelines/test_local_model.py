@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from valuecorpus.schemas.arrow import read_records
 from valuecorpus.schemas.layout import DataHome
 from valuecorpus.schemas.records import Dilemma, Perspective
-from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample
 from valuecorpus.schemas.taxonomies.loader import load_taxonomy
 
 PERSPECTIVES = """\
@@ -28,9 +26,9 @@ output: {dataset: local_perspectives}
 
 
 def _accounted(layout, kind: str) -> tuple[list, list, list]:
-    records = read_records(layout.records(kind))
-    filtered = read_records(layout.filtered, FilteredSample)
-    dead = read_records(layout.dead_letters, DeadLetter)
+    records = layout.read_records(f"records/{kind}")
+    filtered = layout.read_records("filtered")
+    dead = layout.read_records("dead_letters")
     return records, filtered, dead
 
 
