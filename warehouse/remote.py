@@ -15,10 +15,19 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from valuecorpus.schemas import storage
-from valuecorpus.schemas.layout import DataHome, FileEntry, RunLayout, RunManifest, VersionManifest, utc_now
+from valuecorpus.schemas.layout import (
+    DataHome,
+    FileEntry,
+    RunLayout,
+    RunManifest,
+    VersionManifest,
+    originals_path,
+    utc_now,
+)
 from valuecorpus.warehouse.card import render_card
 from valuecorpus.warehouse.lineage import build_lineage, collect_sources
 from valuecorpus.warehouse.versions import CARD, MANIFEST, VERSION_DIR_RE, data_path, version_info
@@ -70,6 +79,12 @@ def publish_remote(home: DataHome, layout: RunLayout, run_manifest: RunManifest,
                 data = fh.read()
             storage.write_bytes(final / rel, data)
             files.append(_entry(final / rel, rel, data, rows))
+    for kind in layout.original_kinds():  # a curated run's originals (pre-edit records) travel with the data
+        rel = originals_path(kind)
+        with layout.originals(kind).open("rb") as fh:
+            data = fh.read()
+        storage.write_bytes(final / rel, data)
+        files.append(_entry(final / rel, rel, data, pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows))
     step("data-copied")
     lineage, taxonomy_versions = build_lineage(home, layout, run_manifest)
     sources = collect_sources(run_manifest, [p for k in kinds for p in layout.table_files(f"records/{k}")])
