@@ -83,7 +83,7 @@ def apply_edits(record: Any, edits: dict[str, str], labels: list[str] | None = N
 
 def finalize(home: DataHome, source: RunLayout, resolutions: list[dict[str, Any]], decisions: list[dict[str, Any]],
              run_id: str | None = None) -> tuple[RunLayout, dict[str, Any]]:
-    from valuecorpus.schemas.arrow import read_records, write_records
+    from valuecorpus.schemas.arrow import write_records
     from valuecorpus.schemas.records.base import AnnotatorDecision, AppliedEdit
 
     if not resolutions:
