@@ -4,7 +4,7 @@ before the scheduler heard of its success: the task's retry must then find that 
 The DAG tests point `VALUECORPUS_CLI` at `python flaky_cli.py`. `VALUECORPUS_FLAKY` lists the commands,
 comma-separated: `generate`, `curate push`, ... (killed after finishing: exit 137), or `publish@STEP` (killed in
 the middle of publishing, at a named publish step, through the warehouse's crash hook). `VALUECORPUS_FLAKY_DIR`
-records which commands have failed already.
+records which have failed already; the specs of one command fail its calls in turn.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def main() -> int:
             print(f"flaky: `{command}` will be killed at step {step}", file=sys.stderr)
         else:
             after = marker
+        break  # one failure per call: the next spec of the same command fails the next call
     code = subprocess.call([sys.executable, "-m", "valuecorpus", *args], env=env)
     if after is not None and code == 0:
         print(f"flaky: `{' '.join(args[:2])}` finished and is now killed before reporting success", file=sys.stderr)

@@ -20,7 +20,7 @@ seconds = time.perf_counter() - t0
 print(json.dumps({{
     "errors": {{k: str(v) for k, v in bag.import_errors.items()}},
     "dags": {{d.dag_id: {{"tasks": {{t.task_id: sorted(t.downstream_task_ids) for t in d.tasks}},
-                         "params": sorted(d.params), "schedule": str(getattr(d.timetable, "summary", None) or type(d.timetable).__name__)}}
+                         "params": sorted(d.params), "schedule": type(d.timetable).__name__}}
              for d in bag.dags.values()}},
     "heavy": [m for m in {HEAVY!r} if m in sys.modules],
     "seconds": seconds,
