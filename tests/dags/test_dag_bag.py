@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO, Airflow
+from airflow_harness import REPO, Airflow
 
 HEAVY = ("apache_beam", "great_expectations", "llama_cpp", "duckdb", "pyarrow", "datasets")
 

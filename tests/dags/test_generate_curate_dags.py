@@ -11,7 +11,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from conftest import REPO, Airflow, DagRun, flaky
+from airflow_harness import REPO, Airflow, DagRun, flaky
 from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
 from valuecorpus_testing.label_studio import LabelStudio
 

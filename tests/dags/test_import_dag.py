@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Airflow, flaky
+from airflow_harness import Airflow, flaky
 
 from valuecorpus.schemas.layout import DataHome
 from valuecorpus.warehouse import list_versions, version_info
