@@ -15,7 +15,8 @@ such run still waiting for its annotators — the remaining tasks are skipped, n
 - **adjudicate**: `valuecorpus curate adjudicate RUN` (idempotent: a sample is sent once).
 - **finalize**: `valuecorpus curate finalize RUN --run-id RUN-curated --skip-existing`: one curated run per
   source run, however often the task is retried.
-- **validate**: `valuecorpus validate RUN` where the CLI has the gate; `publish` validates first in any case.
+- **validate**: `valuecorpus validate RUN --dataset D` (the dataset's suite) where the CLI has the gate;
+  `publish` validates first in any case.
 - **publish**: `valuecorpus publish RUN --dataset D --once`: a retry finds the version it made.
 
 Settings: as in valuecorpus_generate (connection `valuecorpus_label_studio`, variable `valuecorpus_home`, else
@@ -163,28 +164,35 @@ def valuecorpus_curate() -> None:
             _valuecorpus("curate", "finalize", run, "--run-id", curated_id(run), "--skip-existing")
         return [curated_id(run) for run in ready]
 
+    def _targets(curated: list[str]) -> dict[str, str]:
+        """Curated run -> the dataset it is published to (runs in which nothing was accepted are left out)."""
+        chosen = get_current_context()["params"]["dataset"]
+        runs = _runs()
+        out = {}
+        for run in curated:
+            if not sum(runs[run]["counts"].values()):
+                print(f"{run}: no sample was accepted; nothing to validate or publish")
+                continue
+            source = runs.get(runs[run]["parent_runs"][0], {}) if runs[run]["parent_runs"] else {}
+            dataset = chosen or source.get("dataset")
+            if not dataset:
+                raise AirflowFailException(f"{run}: its recipe names no output dataset; set the param 'dataset'")
+            out[run] = dataset
+        return out
+
     @task
     def validate(curated: list[str]) -> list[str]:
         if has_command("validate"):
-            for run in curated:
-                _valuecorpus("validate", run)
+            for run, dataset in _targets(curated).items():
+                _valuecorpus("validate", run, "--dataset", dataset)
         else:
             print("this valuecorpus has no `validate` command: publish applies its own checks")
         return curated
 
     @task
     def publish(curated: list[str]) -> list[str]:
-        chosen = get_current_context()["params"]["dataset"]
-        runs = _runs()
         published = []
-        for run in curated:
-            if not sum(runs[run]["counts"].values()):
-                print(f"{run}: no sample was accepted; nothing to publish")
-                continue
-            source = runs.get(runs[run]["parent_runs"][0], {}) if runs[run]["parent_runs"] else {}
-            dataset = chosen or source.get("dataset")
-            if not dataset:
-                raise AirflowFailException(f"{run}: its recipe names no output dataset; set the param 'dataset'")
+        for run, dataset in _targets(curated).items():
             result = json.loads(_valuecorpus("publish", run, "--dataset", dataset, "--once", "--json"))
             published.append(f"{result['dataset']}@v{result['version']}")
         return published

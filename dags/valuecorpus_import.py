@@ -5,7 +5,8 @@ and hands the next one the run id, never data.
 
 - **stage**: `valuecorpus import KIND PATH --run-id <derived from the DAG run> --skip-existing` (a run appears
   only when complete, so a retry after a kill imports again, and one after success imports nothing);
-- **validate**: `valuecorpus validate RUN` where the CLI has the gate; `publish` validates first in any case;
+- **validate**: `valuecorpus validate RUN --dataset D` (the dataset's suite) where the CLI has the gate;
+  `publish` validates first in any case;
 - **publish**: `valuecorpus publish RUN --dataset D --once`: a retry finds the version it made.
 
 Settings: variable `valuecorpus_home` (the data home), else VALUECORPUS_HOME in the worker's environment.
@@ -76,8 +77,9 @@ def valuecorpus_import() -> None:
 
     @task
     def validate(run: str) -> str:
+        params = get_current_context()["params"]
         if has_command("validate"):
-            _valuecorpus("validate", run)
+            _valuecorpus("validate", run, "--dataset", params["dataset"] or params["kind"])
         else:
             print("this valuecorpus has no `validate` command: publish applies its own checks")
         return run

@@ -243,7 +243,7 @@ def _collect(client: Any, config: EngineConfig, cache: Any, batch: Any, job: Bat
             cache.put(key, config.model, config.endpoint_kind, {
                 "c": comp.content, "p": comp.prompt_tokens, "k": comp.completion_tokens, "m": comp.model,
                 "f": comp.finish_reason, "d": cost, "a": state.attempts.get(key, 1), "e": config.dialect,
-                "b": job.batch_id,
+                "b": job.batch_id, **({"t": comp.tool_calls} if comp.tool_calls else {}),
             })
             state.failures.pop(key, None)
             ok.append(key)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from valuecorpus.cli.common import settings
+from valuecorpus.cli.common import debugging, settings
 from valuecorpus.cli.runs_group import attach, run_app
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ def register(app: typer.Typer) -> None:
         options = GenerateOptions(
             executor=executor, beam_args=list(ctx.args), run_id=run_id, inputs=inputs, published=published,
             published_ref=published_ref, parent_runs=parents, toolkit_version=toolkit_version(),
-            progress=progress,
+            progress=progress, debug=debugging(),
         )
         print(f"generating {recipe.count} × {recipe.kind} with {config.describe()} ({executor})", file=sys.stderr)
         layout = generate(recipe, home, config, options)
