@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[3]
-LS_EXECUTABLE = REPO / ".venv-labelstudio" / "bin" / "label-studio"
+# What `make setup-test` builds, unless VALUECORPUS_LABEL_STUDIO_BIN (the CLI's own setting) names another.
+LS_EXECUTABLE = Path(os.environ.get("VALUECORPUS_LABEL_STUDIO_BIN") or REPO / ".venv-labelstudio" / "bin" / "label-studio")
 
 
 @dataclass
