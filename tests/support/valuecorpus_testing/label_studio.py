@@ -19,7 +19,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[3]
 # What `make setup-test` builds, unless VALUECORPUS_LABEL_STUDIO_BIN (the CLI's own setting) names another.
-LS_EXECUTABLE = Path(os.environ.get("VALUECORPUS_LABEL_STUDIO_BIN") or REPO / ".venv-labelstudio" / "bin" / "label-studio")
+LS_EXECUTABLE = Path(os.environ.get("VALUECORPUS_LABEL_STUDIO_BIN")
+                     or REPO / ".venv-labelstudio" / "bin" / "label-studio")
 
 
 @dataclass
