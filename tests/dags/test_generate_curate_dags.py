@@ -15,7 +15,6 @@ from airflow_harness import REPO, Airflow, DagRun, flaky
 from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
 from valuecorpus_testing.label_studio import LabelStudio
 
-from valuecorpus.schemas.arrow import read_records
 from valuecorpus.schemas.layout import DataHome
 from valuecorpus.warehouse import list_versions, load_records
 
@@ -78,7 +77,7 @@ def test_generate_then_curate_dags_end_to_end_with_retries(airflow: Airflow, lab
     manifest = run.read_manifest()
     assert sent >= manifest.model_extra["engine"]["requests"] > 0  # the key from the connection was accepted
     assert "already staged: nothing generated" in gen.output  # the retry found the run
-    records = read_records(run.records("dilemma"))
+    records = run.read_records("records/dilemma")
     assert records, "the canned answers make dilemmas"
 
     # one Label Studio task per sample, although push ran twice
