@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +99,19 @@ def _print_summary(layout: Any) -> None:
     print(f"  {layout.path}")
 
 
+def _run_entry(layout: Any) -> dict[str, Any]:
+    """What a scheduler needs to know of a run, without reading its records."""
+    from valuecorpus.annotation.projects import load as load_projects
+
+    m = layout.read_manifest()
+    recipe = m.recipe or {}
+    projects = load_projects(layout)
+    return {"run_id": m.run_id, "created_at": m.created_at, "origin": m.origin, "parent_runs": m.parent_runs,
+            "recipe": recipe.get("name"), "dataset": (recipe.get("output") or {}).get("dataset"),
+            "counts": m.counts, "filtered": m.filtered, "dead_letters": m.dead_letters, "cost_usd": m.cost_usd,
+            "curation_batches": sorted({p.batch for p in projects.values()})}
+
+
 def register(app: typer.Typer) -> None:
     @app.command("generate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def generate_cmd(
@@ -120,6 +134,10 @@ def register(app: typer.Typer) -> None:
         from_dataset: str | None = typer.Option(None, "--from-dataset",
                                                 help="Input records of this dataset's latest version."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress display."),
+        skip_existing: bool = typer.Option(
+            False, "--skip-existing",
+            help="With --run-id: when that run is already staged from the same recipe, print it and generate "
+                 "nothing (reruns by a scheduler)."),
     ) -> None:
         """Run a recipe: plan, generate, filter, stage a run. Beam options go after `--`."""
         from valuecorpus.cli.engine import engine_config
@@ -129,6 +147,8 @@ def register(app: typer.Typer) -> None:
 
         if executor not in ("auto", "beam", "loop"):
             raise ValueCorpusError(f"--executor must be 'auto', 'beam' or 'loop', not '{executor}'")
+        if skip_existing and not run_id:
+            raise ValueCorpusError("--skip-existing needs --run-id (the run to look for)")
         overrides: dict[str, Any] = {}
         if n is not None:
             overrides["count"] = n
@@ -137,6 +157,16 @@ def register(app: typer.Typer) -> None:
         recipe = load_recipe(recipe_ref, overrides)
         s = settings()
         home = s.data_home
+        if skip_existing and run_id and home.run(run_id).exists():
+            layout = home.run(run_id)
+            staged = layout.read_manifest().recipe or {}
+            if staged.get("name") != recipe.name or staged.get("count") != recipe.count:
+                raise ValueCorpusError(
+                    f"run '{run_id}' already exists from recipe '{staged.get('name')}' (count "
+                    f"{staged.get('count')}), not '{recipe.name}' (count {recipe.count}): choose another --run-id")
+            print(f"run {run_id} already staged: nothing generated", file=sys.stderr)
+            _print_summary(layout)
+            return
         config = engine_config(s, **engine_overrides(recipe, s, model, base_url, max_cost, refresh))
         inputs, parents = _inputs(recipe, home, from_run, from_dataset)
         published_files, published_ref = _published_files(recipe, home)
@@ -152,12 +182,15 @@ def register(app: typer.Typer) -> None:
         _print_summary(layout)
 
     @app.command("runs")
-    def runs_cmd() -> None:
+    def runs_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON (one object per run).")) -> None:
         """List the staged runs."""
         from rich.console import Console
         from rich.table import Table
 
         home = settings().data_home
+        if as_json:
+            print(json.dumps([_run_entry(layout) for layout in home.list_runs() if layout.exists()], indent=1))
+            return
         table = Table("run", "created", "origin", "records", "filtered", "dead letters", "cost $")
         for layout in home.list_runs():
             if not layout.exists():
@@ -167,6 +200,30 @@ def register(app: typer.Typer) -> None:
             table.add_row(m.run_id, m.created_at, m.origin, records, str(m.filtered), str(m.dead_letters),
                           f"{m.cost_usd:.4f}")
         Console().print(table)
+
+    @run_app.command("check")
+    def check_cmd(
+        run: str = typer.Argument(..., help="Run id or path."),
+        as_json: bool = typer.Option(False, "--json", help="Print the rates, thresholds and verdict as JSON."),
+    ) -> None:
+        """Check a run's schema-valid and dead-letter rates against its recipe's `quality` thresholds; exit code
+        6 when one is crossed."""
+        from valuecorpus.pipelines.quality import check_quality
+        from valuecorpus.schemas.errors import QualityBelowThreshold
+
+        result = check_quality(settings().data_home.resolve_run(run))
+        if as_json:
+            print(json.dumps(result, sort_keys=True))
+        else:
+            def pct(x: float | None) -> str:
+                return "n/a" if x is None else f"{100 * x:.1f}%"
+
+            limits = result["thresholds"]
+            print(f"run {result['run_id']}: schema-valid rate {pct(result['schema_valid_rate'])} (min "
+                  f"{pct(limits['min_schema_valid_rate'])}), dead-letter rate {pct(result['dead_letter_rate'])} "
+                  f"(max {pct(limits['max_dead_letter_rate'])}) over {result['requests']} requests")
+        if result["failures"]:
+            raise QualityBelowThreshold(f"run {result['run_id']}: " + "; ".join(result["failures"]))
 
     @run_app.command("show")
     def show_cmd(run: str = typer.Argument(..., help="Run id or path.")) -> None:
