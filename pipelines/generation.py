@@ -19,7 +19,6 @@ from valuecorpus.pipelines.filters import apply_filters
 from valuecorpus.pipelines.filters.judge import apply_judge
 from valuecorpus.pipelines.planner import coverage, make_plan
 from valuecorpus.pipelines.stage import RunOutput, stage_run
-from valuecorpus.schemas.errors import BudgetExhausted
 from valuecorpus.schemas.layout import PARTIAL_MARK, DataHome, RunLayout
 
 if TYPE_CHECKING:
@@ -39,15 +38,33 @@ class GenerateOptions:
     parent_runs: list[str] = field(default_factory=list)
     toolkit_version: str = ""
     progress: bool = False  # the engine's progress display (on a terminal: rich; otherwise plain lines)
+    resume: dict[str, Any] = field(default_factory=dict)  # batch executor: what `run resume` rebuilds it from
 
 
 def summarise_states(out: RunOutput, states: list[SampleState]) -> None:
+    spend: dict[str, dict[str, float]] = {}
     for s in states:
         for k, v in s.tokens.items():
             out.tokens[k] = out.tokens.get(k, 0) + v
         out.cost_usd += s.cost_usd
         out.prompt_versions.update(s.prompt_versions)
         out.models.extend(m for m in s.models if m not in out.models)
+        for key, row in s.spend.items():
+            total = spend.setdefault(key, dict.fromkeys(row, 0))
+            for field_name, value in row.items():
+                total[field_name] += value
+    out.extra["spend"] = spend_rows(spend)
+
+
+def spend_rows(spend: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """The manifest's `spend`: one row per (step, endpoint, model), in step order of first appearance."""
+    rows = []
+    for key, row in spend.items():
+        step, endpoint, model = key.split("|", 2)
+        rows.append({"step": step, "endpoint": endpoint, "model": model, "requests": int(row["requests"]),
+                     "cached": int(row["cached"]), "prompt_tokens": int(row["prompt_tokens"]),
+                     "completion_tokens": int(row["completion_tokens"]), "cost_usd": round(row["cost_usd"], 6)})
+    return rows
 
 
 def run_loop(chain: Chain, plan: list[dict[str, Any]], config: EngineConfig, progress: bool = False,
@@ -81,20 +98,39 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
     timings: dict[str, float] = {}
     started = time.perf_counter()
     home.clean_stale_partials()
-    run_id = options.run_id or home.new_run_id(recipe.name)
+    chain = chain_class(recipe.kind)(recipe, options.inputs)
+    plan = make_plan(recipe, chain.extra_axes(), chain.planned_count())
+    run_id = options.run_id
+    if run_id is None and options.executor == "batch":  # a rerun of a killed submission continues it
+        from valuecorpus.pipelines.batch_run import find_pending, fingerprint
+
+        run_id = find_pending(home, fingerprint(chain, plan, config))
+    run_id = run_id or home.new_run_id(recipe.name)
     home.run(run_id)  # validates the id before any work
+    # fresh answers' cache entries name the run that paid for them: a resumed run counts them once, at cost
+    config = config.model_copy(update={"spend_scope": run_id})
     if config.max_cost_usd is not None or config.max_tokens_total is not None:
         # one cap for the whole run, however many Beam worker processes spend against it
         config = config.model_copy(update={"budget_scope": config.budget_scope or f"run:{run_id}"})
-    chain = chain_class(recipe.kind)(recipe, options.inputs)
-    plan = make_plan(recipe, chain.extra_axes(), chain.planned_count())
     timings["plan_s"] = time.perf_counter() - started
 
     t = time.perf_counter()
     languages = {it["sample_id"]: it["language"] for it in plan if "language" in it}
     resolved = resolve_cached(chain, plan, config) if options.executor == "auto" else None
-    executor = "cache" if resolved is not None else "loop" if options.executor == "loop" else "beam"
-    if executor != "beam":
+    executor = "cache" if resolved is not None else options.executor if options.executor in (
+        "loop", "batch") else "beam"
+    if executor == "batch":
+        from valuecorpus.pipelines.batch_run import run_batched
+        from valuecorpus.pipelines.engine.batch_runner import BatchPending
+
+        try:
+            records, dead, states, engine_stats = run_batched(chain, plan, config, home, run_id, options.resume)
+        except BatchPending as pending:
+            pending.run_id = run_id
+            raise
+        filtered = apply_filters(chain, records, options.published, languages)
+        kept, dropped = filtered.kept, filtered.filtered
+    elif executor != "beam":
         records, dead, states, engine_stats = resolved or run_loop(chain, plan, config, options.progress)
         filtered = apply_filters(chain, records, options.published, languages)
         kept, dropped = filtered.kept, filtered.filtered
@@ -121,7 +157,6 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
     timings["filter_s"] = time.perf_counter() - t
 
     out = RunOutput(records=kept, plan=plan, dead_letters=dead, filtered=dropped)
-    summarise_states(out, states)
     axes = sorted({k for it in plan for k in it} - {"index", "sample_id", "seed", "stratum"})
     out.extra = {
         "executor": executor, "beam_args": options.beam_args, "engine": engine_stats,
@@ -129,6 +164,7 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
         "generated": generated, "samples_failed": sum(1 for s in states if s.failed),
         "published_compared": {"ref": options.published_ref, "texts": len(options.published)},
     }
+    summarise_states(out, states)
     if options.parent_runs:
         out.extra["parent_runs"] = options.parent_runs
     timings["total_s"] = time.perf_counter() - started
@@ -140,8 +176,13 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
         tax = load_taxonomy(recipe.taxonomy or "dailydilemmas_values")
         taxonomies[tax.name] = tax.version
     layout = stage_run(home, run_id, recipe, chain.record_kinds, out, taxonomies, options.toolkit_version)
+    if executor == "batch":
+        from valuecorpus.pipelines.batch_run import finish_batched
+
+        finish_batched(home, layout)
     budget_hits = sum(1 for d in dead if d.error_class == "budget_exhausted")
     if budget_hits:
-        raise BudgetExhausted(f"cost or token cap reached: {budget_hits} requests not sent; run '{run_id}' was "
-                              f"staged with what was generated (see its dead letters)")
+        from valuecorpus.pipelines.engine.accounting import budget_exhausted_error
+
+        raise budget_exhausted_error(config, budget_hits, out.cost_usd, sum(out.tokens.values()), run_id)
     return layout

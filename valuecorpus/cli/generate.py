@@ -100,6 +100,64 @@ def _print_summary(layout: Any) -> None:
     print(f"  {layout.path}")
 
 
+def run_generation(args: dict[str, Any], *, refresh: bool = False, run_id: str | None = None,
+                   executor: str = "auto", batch: bool = False, beam_args: list[str] | None = None,
+                   progress: bool = True) -> Any:
+    """`generate` and the continuation of a Batch API run (`run resume`): `args` are the command's
+    recipe-shaping arguments (saved with a batch run, so its resume builds the same chain; no secrets).
+    Returns the staged run, or None while a batch run waits for its jobs."""
+    from pathlib import Path
+
+    from valuecorpus.cli.engine import engine_config
+    from valuecorpus.pipelines.engine.batch_runner import BatchPending
+    from valuecorpus.pipelines.generation import GenerateOptions, generate
+    from valuecorpus.pipelines.recipes import load_recipe
+    from valuecorpus.schemas.errors import SettingsError, ValueCorpusError
+    from valuecorpus.warehouse.publishing import toolkit_version
+
+    if executor not in ("auto", "beam", "loop"):
+        raise ValueCorpusError(f"--executor must be 'auto', 'beam' or 'loop', not '{executor}'")
+    overrides: dict[str, Any] = {}
+    if args.get("n") is not None:
+        overrides["count"] = args["n"]
+    if args.get("seed") is not None:
+        overrides["seed"] = args["seed"]
+    recipe = load_recipe(args["recipe"], overrides)
+    if Path(args["recipe"]).is_file():  # a resume finds the file wherever it is started from
+        args = {**args, "recipe": str(Path(args["recipe"]).resolve())}
+    s = settings()
+    home = s.data_home
+    config = engine_config(s, **engine_overrides(recipe, s, args.get("model"), args.get("base_url"),
+                                                 args.get("max_cost"), refresh))
+    batch = batch or recipe.model.batch
+    if batch:
+        if config.backend != "openai":
+            raise SettingsError("--batch (recipe key model.batch) needs an OpenAI-compatible endpoint with the "
+                                "Batch API: set 'openai_base_url' or --base-url")
+        if refresh:
+            raise ValueCorpusError("--batch with --refresh would submit cached requests again: drop --refresh")
+        executor = "batch"
+    inputs, parents = _inputs(recipe, home, args.get("from_run"), args.get("from_dataset"))
+    published, published_ref = _published_texts(recipe, home)
+    options = GenerateOptions(
+        executor=executor, beam_args=beam_args or [], run_id=run_id, inputs=inputs, published=published,
+        published_ref=published_ref, parent_runs=parents, toolkit_version=toolkit_version(),
+        progress=progress and not batch, resume=args,
+    )
+    print(f"generating {recipe.count} × {recipe.kind} with {config.describe()} ({executor})", file=sys.stderr)
+    try:
+        layout = generate(recipe, home, config, options)
+    except BatchPending as pending:
+        if pending.collected:
+            print(pending.collected)
+        print(f"run {pending.run_id}: step '{pending.step}': {pending.submitted} requests submitted as Batch API "
+              f"jobs, {pending.waiting} waiting in earlier ones ({pending.jobs} batches open); collect them and "
+              f"go on with `valuecorpus run resume {pending.run_id}`")
+        return None
+    _print_summary(layout)
+    return layout
+
+
 def register(app: typer.Typer) -> None:
     @app.command("generate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def generate_cmd(
@@ -122,36 +180,16 @@ def register(app: typer.Typer) -> None:
         from_dataset: str | None = typer.Option(None, "--from-dataset",
                                                 help="Input records of this dataset's latest version."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress display."),
+        batch: bool = typer.Option(
+            False, "--batch", help="Send each step's requests as Batch API jobs (half the price, answers within "
+            "24 h); `valuecorpus run resume RUN` collects them and goes on with the next step. Recipe key: "
+            "model.batch."),
     ) -> None:
         """Run a recipe: plan, generate, filter, stage a run. Beam options go after `--`."""
-        from valuecorpus.cli.engine import engine_config
-        from valuecorpus.pipelines.generation import GenerateOptions, generate
-        from valuecorpus.pipelines.recipes import load_recipe
-        from valuecorpus.schemas.errors import ValueCorpusError
-
-        if executor not in ("auto", "beam", "loop"):
-            raise ValueCorpusError(f"--executor must be 'auto', 'beam' or 'loop', not '{executor}'")
-        overrides: dict[str, Any] = {}
-        if n is not None:
-            overrides["count"] = n
-        if seed is not None:
-            overrides["seed"] = seed
-        recipe = load_recipe(recipe_ref, overrides)
-        s = settings()
-        home = s.data_home
-        config = engine_config(s, **engine_overrides(recipe, s, model, base_url, max_cost, refresh))
-        inputs, parents = _inputs(recipe, home, from_run, from_dataset)
-        published, published_ref = _published_texts(recipe, home)
-        from valuecorpus.warehouse.publishing import toolkit_version
-
-        options = GenerateOptions(
-            executor=executor, beam_args=list(ctx.args), run_id=run_id, inputs=inputs, published=published,
-            published_ref=published_ref, parent_runs=parents, toolkit_version=toolkit_version(),
-            progress=progress,
-        )
-        print(f"generating {recipe.count} × {recipe.kind} with {config.describe()} ({executor})", file=sys.stderr)
-        layout = generate(recipe, home, config, options)
-        _print_summary(layout)
+        run_generation({"recipe": recipe_ref, "n": n, "seed": seed, "model": model, "base_url": base_url,
+                        "max_cost": max_cost, "from_run": from_run, "from_dataset": from_dataset},
+                       refresh=refresh, run_id=run_id, executor=executor, batch=batch, beam_args=list(ctx.args),
+                       progress=progress)
 
     @app.command("runs")
     def runs_cmd() -> None:
