@@ -186,7 +186,7 @@ class ServerApp:
         try:
             if path == "/v1/chat/completions" and req.method == "POST":
                 return self.chat(req, conn)
-            if path in ("/stats", "/reset", "/health"):
+            if path in ("/stats", "/reset", "/health", "/delay"):
                 return self.control(req, conn, path)
             public = self.config.public_models and path.startswith("/v1/models")
             if self.auth is not None and not public and req.headers.get(b"authorization") != self.auth:
@@ -224,6 +224,9 @@ class ServerApp:
             body: dict[str, Any] = {"status": "ok"}
         elif path == "/stats":
             body = self.stats()
+        elif path == "/delay" and req.method == "POST":  # change `route_delay`, keeping files and batches
+            self.config.route_delay = (json.loads(req.body) if req.body.strip() else {}).get("route_delay")
+            body = {"route_delay": self.config.route_delay}
         elif req.method == "POST":
             change = json.loads(req.body) if req.body.strip() else {}
             cfg = self.config
