@@ -119,6 +119,10 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
     resolved = resolve_cached(chain, plan, config) if options.executor == "auto" else None
     executor = "cache" if resolved is not None else options.executor if options.executor in (
         "loop", "batch") else "beam"
+    if executor == "beam" and options.executor == "auto" and config.backend == "local":
+        # one in-process model answers one request at a time: Beam adds its start-up and interleaves the steps'
+        # prompts (which defeats llama.cpp's prompt-prefix reuse) and parallelises nothing
+        executor = "loop"
     if executor == "batch":
         from valuecorpus.pipelines.batch_run import run_batched
         from valuecorpus.pipelines.engine.batch_runner import BatchPending

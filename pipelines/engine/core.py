@@ -320,6 +320,9 @@ class Engine:
             self._verified = self.fatal is None
         else:
             misses = itertools.chain((first,), misses)
+        order_key = getattr(self._backend, "order_key", None)
+        if order_key is not None:  # one request at a time (the local model): neighbours share prompt prefixes
+            misses = iter(sorted(misses, key=lambda it: order_key(it.messages)))
 
         async def worker() -> None:
             for it in misses:  # one shared iterator: each item is taken by exactly one worker
