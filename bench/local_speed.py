@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 
-def record_requests(recipe_name: str, n: int | None) -> list[list[Any]]:
-    """Every step's requests of the recipe's chain, answered by the local backend (the plain loop)."""
+def record_requests(recipe_name: str, n: int | None) -> tuple[list[list[Any]], dict[str, Any]]:
+    """Every step's requests of the recipe's chain, answered by the local backend (the plain loop), and the
+    engine's own figures on them (time in `Engine.generate` only, the model loaded before the clock)."""
     from valuecorpus.cli.engine import LOCAL_MODEL_NAME
     from valuecorpus.pipelines.chains import chain_class
     from valuecorpus.pipelines.chains.runner import execute, initial_states
@@ -36,6 +37,7 @@ def record_requests(recipe_name: str, n: int | None) -> list[list[Any]]:
     chain = chain_class(recipe.kind)(recipe, [])
     plan = make_plan(recipe, chain.extra_axes(), chain.planned_count())
     steps: list[list[Any]] = []
+    timed = {"elapsed_s": 0.0}
 
     class Recorder:
         def __init__(self, engine: Engine) -> None:
@@ -43,11 +45,21 @@ def record_requests(recipe_name: str, n: int | None) -> list[list[Any]]:
 
         def generate(self, requests: list[Any]) -> list[Any]:
             steps.append(list(requests))
-            return self.engine.generate(requests)
+            started = time.perf_counter()
+            try:
+                return self.engine.generate(requests)
+            finally:
+                timed["elapsed_s"] += time.perf_counter() - started
+
+    from valuecorpus.pipelines.engine.backends import local
 
     with Engine(EngineConfig(backend="local", model=LOCAL_MODEL_NAME)) as engine:
+        local.load_model(engine.config.resolved_model_path(), engine.config.n_ctx, engine.config.n_threads)
         execute(chain, initial_states(plan), Recorder(engine))
-    return steps
+        stats = engine.stats
+    local._close_models()
+    return steps, {**timed, "prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens,
+                   "dead_letters": dict(stats.dead_letters)}
 
 
 def through_engine(steps: list[list[Any]]) -> dict[str, Any]:
@@ -101,12 +113,16 @@ def main() -> None:
     args = ap.parse_args()
     load_before = os.getloadavg()
     t = time.perf_counter()
-    steps = record_requests(args.recipe, args.n)
+    steps, first = record_requests(args.recipe, args.n)
     recorded_s = time.perf_counter() - t
     runs: list[dict[str, Any]] = []
     for i in range(args.repeats):
-        order = ("engine", "raw") if i % 2 == 0 else ("raw", "engine")
-        row: dict[str, Any] = {}
+        # the first engine figure is the recording pass itself (the chain as `generate` runs it); later rounds
+        # alternate which side goes first
+        order = ("raw",) if i == 0 else ("engine", "raw") if i % 2 == 0 else ("raw", "engine")
+        row: dict[str, Any] = {"engine": first} if i == 0 else {}
+        if i == 0:
+            row["engine"]["completion_tok_s"] = first["completion_tokens"] / first["elapsed_s"]
         for side in order:
             gc.collect()
             row[side] = through_engine(steps) if side == "engine" else through_raw(steps)
