@@ -21,7 +21,7 @@ _models: dict[tuple[str, int, int], Any] = {}
 _load_lock = threading.Lock()
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
 _grammars: dict[str, Any] = {}  # GBNF text or canonical schema JSON -> parsed LlamaGrammar (parsed once)
-_PASSED = ("temperature", "max_tokens", "seed", "top_p")
+_PASSED = ("temperature", "max_tokens", "seed", "top_p", "repeat_penalty")
 
 
 def load_model(path: str, n_ctx: int, n_threads: int) -> Any:
