@@ -14,7 +14,14 @@ untouched (e.g. `--direct_running_mode=multi_processing --direct_num_workers=2`,
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
 import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +32,8 @@ from valuecorpus.pipelines.chains.runner import apply, finish, prepare
 from valuecorpus.pipelines.engine.beam import Generate, close_engines
 from valuecorpus.pipelines.engine.types import GenerationResult
 from valuecorpus.pipelines.filters import apply_filters
+from valuecorpus.schemas import errors
+from valuecorpus.schemas.errors import ValueCorpusError
 from valuecorpus.schemas.records import RECORD_TYPES
 from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample
 
@@ -147,7 +156,7 @@ def pipeline_options(beam_args: list[str]) -> Any:
 
 def run_beam(chain: Chain, plan: list[dict[str, Any]], config: EngineConfig, beam_args: list[str],
              work_dir: Path, published: list[tuple[str, str]] | None = None,
-             languages: dict[str, str] | None = None, progress: bool = False,
+             languages: dict[str, str] | None = None, progress: bool = False, debug: bool = False,
              ) -> tuple[list[Any], list[Any], list[Any], list[Any], dict]:
     """Run the pipeline; returns (kept records, filtered samples, dead letters, final states, engine stats)."""
     import pyarrow as pa
@@ -161,13 +170,76 @@ def run_beam(chain: Chain, plan: list[dict[str, Any]], config: EngineConfig, bea
     _ = (pipeline
          | "Chain" >> ChainPipeline(chain, plan, config, published or [], languages or {}, progress)
          | "WriteShards" >> beam.io.WriteToParquet(str(work_dir / "part"), schema, file_name_suffix=".parquet"))
-    result = pipeline.run()
-    result.wait_until_finish()
-    close_engines()  # the in-memory runner's engines: flush the cache, free the model
+    try:
+        with _quiet_beam(debug, options):
+            result = pipeline.run()
+            result.wait_until_finish()
+    except Exception as exc:
+        user_error = _user_error(exc)
+        if user_error is None or debug:
+            raise
+        raise user_error.with_traceback(None) from None
+    finally:
+        close_engines()  # the in-memory runner's engines: flush the cache, free the model
     stats = _engine_stats(result)
     tables = _read_shards(work_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
     return tables["records"], tables["filtered"], tables["dead"], tables["states"], stats
+
+
+_STEP_NOTE = re.compile(r" \[while running '[^']*'\]")
+_WORKER_ERROR = re.compile(r"valuecorpus\.schemas\.errors\.(\w+): (.+)")
+
+
+@contextmanager
+def _quiet_beam(debug: bool, options: Any) -> Iterator[None]:
+    """Beam logs a failing DoFn's traceback before it re-raises, and multi-processing workers write their INFO
+    logs to the inherited stderr: the user gets one `error:` line instead (the CLI prints it). Everything
+    shows with --debug; a failure that is not the user's replays the workers' output."""
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    logger = logging.getLogger("apache_beam")
+    level = logger.level
+    capture, saved = None, None
+    if not debug:
+        logger.setLevel(logging.CRITICAL + 1)
+        if options.view_as(DirectOptions).direct_running_mode == "multi_processing":
+            sys.stderr.flush()
+            capture, saved = tempfile.TemporaryFile(), os.dup(2)  # noqa: SIM115 (closed in finally)
+            os.dup2(capture.fileno(), 2)  # the worker processes inherit descriptor 2
+    try:
+        yield
+    except Exception as exc:
+        if capture is not None and saved is not None and _user_error(exc) is None:
+            capture.seek(0)
+            os.write(saved, capture.read()[-20000:])
+        raise
+    finally:
+        logger.setLevel(level)
+        if capture is not None and saved is not None:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.close()
+
+
+def _user_error(exc: BaseException) -> ValueCorpusError | None:
+    """The error a user can fix behind Beam's wrapping: the same exception (in-memory runner, its message
+    tagged with the step), one chained to it, or the text a worker process sent back (multi-processing)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ValueCorpusError):
+            seen.args = (_STEP_NOTE.sub("", str(seen)),)
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    match = _WORKER_ERROR.search(str(exc))
+    if match:
+        kind = getattr(errors, match[1], None)
+        if isinstance(kind, type) and issubclass(kind, ValueCorpusError):
+            found = ValueCorpusError.__new__(kind)
+            found.args = (_STEP_NOTE.sub("", match[2]).strip(),)
+            return found
+    return None
 
 
 def _engine_stats(result: Any) -> dict[str, Any]:

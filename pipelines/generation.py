@@ -17,7 +17,7 @@ from valuecorpus.pipelines.chains import chain_class
 from valuecorpus.pipelines.chains.runner import CacheOnly, NotCached, execute, initial_states
 from valuecorpus.pipelines.filters import apply_filters
 from valuecorpus.pipelines.filters.judge import apply_judge
-from valuecorpus.pipelines.planner import coverage, make_plan
+from valuecorpus.pipelines.planner import kept_coverage, make_plan
 from valuecorpus.pipelines.stage import RunOutput, stage_run
 from valuecorpus.schemas.layout import PARTIAL_MARK, DataHome, RunLayout
 
@@ -39,6 +39,7 @@ class GenerateOptions:
     toolkit_version: str = ""
     progress: bool = False  # the engine's progress display (on a terminal: rich; otherwise plain lines)
     resume: dict[str, Any] = field(default_factory=dict)  # batch executor: what `run resume` rebuilds it from
+    debug: bool = False  # show the runner's own logs and tracebacks (--debug)
 
 
 def summarise_states(out: RunOutput, states: list[SampleState]) -> None:
@@ -147,7 +148,7 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
 
         kept, dropped, dead, states, engine_stats = run_beam(
             chain, plan, config, options.beam_args, home.runs_dir / f".{run_id}.beam{PARTIAL_MARK}{os.getpid()}",
-            options.published, languages, options.progress)
+            options.published, languages, options.progress, options.debug)
     generated = len(kept) + len(dropped)
     timings["generate_s"] = time.perf_counter() - t
 
@@ -158,13 +159,14 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
         with Engine(config) as engine:
             judged, judge_dead = apply_judge(chain, kept, engine)
         kept, dropped, dead = judged.kept, dropped + judged.filtered, dead + judge_dead
+    kept = kept + chain.shared_records(kept)
     timings["filter_s"] = time.perf_counter() - t
 
     out = RunOutput(records=kept, plan=plan, dead_letters=dead, filtered=dropped)
     axes = sorted({k for it in plan for k in it} - {"index", "sample_id", "seed", "stratum"})
     out.extra = {
         "executor": executor, "beam_args": options.beam_args, "engine": engine_stats,
-        "endpoint": config.describe(), "coverage": coverage(plan, axes),
+        "endpoint": config.describe(), "coverage": kept_coverage(plan, axes, kept, chain.stratum_fields),
         "generated": generated, "samples_failed": sum(1 for s in states if s.failed),
         "published_compared": {"ref": options.published_ref, "texts": len(options.published)},
     }

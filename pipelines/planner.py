@@ -148,6 +148,36 @@ def coverage(items: list[dict[str, Any]], axes: list[str]) -> dict[str, dict[str
     return {axis: dict(Counter(_label(it[axis]) for it in items if axis in it)) for axis in axes}
 
 
+def kept_coverage(plan: list[dict[str, Any]], axes: list[str], records: list[Any],
+                  fields: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per axis: items planned per value, and plan items with a kept record per value, read from the records'
+    own stratum field where the chain names one (`Chain.stratum_fields`), else from the record's plan item. A
+    value no item was planned for shows up as an extra key: the table never hides a record that disagrees."""
+    by_sample = {it["sample_id"]: it for it in plan}
+    out: dict[str, dict[str, Any]] = {}
+    for axis in axes:
+        planned = Counter(_label(it[axis]) for it in plan if axis in it)
+        kept: dict[str, int] = {v: 0 for v in planned}
+        field = fields.get(axis)
+        seen: set[tuple[str, str]] = set()
+        for rec in records:
+            sample = rec.provenance.plan_item or ""
+            if field is not None:
+                value = getattr(rec, field, None)
+            elif axis in by_sample.get(sample, {}):
+                value = by_sample[sample][axis]
+            else:
+                continue
+            if value is None:
+                continue
+            key = (sample, _label(value))
+            if key not in seen:  # samples, not records: a perspective sample is eleven records
+                seen.add(key)
+                kept[key[1]] = kept.get(key[1], 0) + 1
+        out[axis] = {"planned": dict(planned), "kept": kept, "kept_from": "records" if field else "plan"}
+    return out
+
+
 def write_plan(items: list[dict[str, Any]], path: str | Path) -> None:
     """plan.parquet: one row per item; axis values as text columns, the whole item as JSON."""
     import pyarrow as pa

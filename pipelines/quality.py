@@ -4,8 +4,9 @@
   record model: 1 − (dead letters of class invalid_json / schema / parse / taxonomy + records filtered as
   schema) / requests;
 - duplicate rate: records dropped as exact or near duplicates / records generated;
-- coverage per stratum: items per value of each plan axis, in the plan and among the kept records, with the
-  max/min ratio (∞ when a value has no kept record);
+- coverage per stratum: items per value of each plan axis, in the plan and among the kept records (counted
+  from each record's own stratum field where the chain has one), with the max/min ratio (∞ when a value has
+  no kept record);
 - tokens, cost, dead letters by class, filtered samples by filter.
 """
 
@@ -50,7 +51,13 @@ def quality_report(layout: RunLayout) -> dict[str, Any]:
         "tokens": m.tokens, "cost_usd": m.cost_usd, "dead_letters": dead_classes, "filtered": filtered_by,
         "timings": m.timings, "coverage": {}, "spend": extra.get("spend") or [],
     }
-    if layout.plan.exists():
+    staged = extra.get("coverage") or {}
+    if staged and all(isinstance(c, dict) and "kept" in c for c in staged.values()):
+        for axis, c in sorted(staged.items()):
+            report["coverage"][axis] = {"values": len(c["planned"]), "planned_max_min": _ratio(c["planned"]),
+                                        "kept_max_min": _ratio(c["kept"]), "planned": c["planned"],
+                                        "kept": c["kept"], "kept_from": c.get("kept_from", "plan")}
+    elif layout.plan.exists():  # runs staged before coverage was counted from the records
         plan = [json.loads(s) for s in pq.read_table(layout.plan, columns=["item"]).column("item").to_pylist()]
         by_sample = {it["sample_id"]: it for it in plan}
         kept_samples: Counter[str] = Counter()

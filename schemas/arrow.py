@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 
 from valuecorpus.schemas.errors import ValueCorpusError
 from valuecorpus.schemas.records import RECORD_TYPES
-from valuecorpus.schemas.records.base import JsonBlob, canonical_json
+from valuecorpus.schemas.records.base import JsonBlob, ordered_json
 
 JSON_META = {b"valuecorpus.json": b"true"}
 KIND_META = b"valuecorpus.kind"
@@ -130,7 +130,7 @@ def _map_path(obj: Any, path: tuple[str, ...], fn: Any) -> None:
 def record_to_row(record: BaseModel) -> dict[str, Any]:
     row = record.model_dump(mode="python")
     for path in _json_paths(type(record)):
-        _map_path(row, path, lambda v: None if v is None else canonical_json(v))
+        _map_path(row, path, lambda v: None if v is None else ordered_json(v))
     return row
 
 

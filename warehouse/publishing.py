@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import secrets
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from valuecorpus.schemas.records import record_type
 from valuecorpus.warehouse.card import record_languages, render_card
 from valuecorpus.warehouse.changelog import changelog
 from valuecorpus.warehouse.lineage import build_lineage, collect_sources
+from valuecorpus.warehouse.validation.gate import ValidationFailed
 from valuecorpus.warehouse.versions import (
     CARD,
     MANIFEST,
@@ -58,14 +58,7 @@ TMP_PREFIX = ".tmp-"
 LOCK_NAME = ".publish.lock"
 STALE_FOREIGN_TMP_S = 24 * 3600
 
-Validation = Callable[[RunLayout], Mapping[str, Any]] | Mapping[str, Any] | None
 StepHook = Callable[[str], None] | None
-
-
-class ValidationFailed(ValueCorpusError):
-    """The validation gate rejected the run: nothing is published."""
-
-    exit_code = 5
 
 
 def toolkit_version() -> str:
@@ -75,26 +68,14 @@ def toolkit_version() -> str:
         return "unknown"
 
 
-def check_validation(validation: Validation, run: RunLayout) -> dict[str, Any] | None:
-    """Run the validation hook (or take its result) and refuse a failed result, saying why."""
-    if validation is None:
-        return None
-    result = validation(run) if callable(validation) else validation
-    if not isinstance(result, Mapping):
-        raise ValueCorpusError(f"validation for run '{run.run_id}' returned {type(result).__name__}, "
-                               "expected a result mapping with 'success'")
-    result = json.loads(json.dumps(dict(result), default=str))
-    success = result.get("success", result.get("passed"))
-    if not isinstance(success, bool):
-        raise ValueCorpusError(f"validation result for run '{run.run_id}' has no boolean 'success'")
-    if not success:
-        why = result.get("reason") or result.get("message")
-        failures = result.get("failures") or result.get("failed") or []
-        if not why and failures:
-            shown = [str(f.get("name", f)) if isinstance(f, Mapping) else str(f) for f in failures[:5]]
-            why = f"{len(failures)} failed check(s): {', '.join(shown)}"
-        raise ValidationFailed(f"validation failed for run '{run.run_id}': {why or 'no reason given'}; "
-                               "nothing published")
+def run_gate(home: DataHome, layout: RunLayout, dataset: str) -> dict[str, Any]:
+    """Validate the run against the dataset's suite (its file is created with the defaults on first use) and
+    refuse a failure, naming the failed expectations and their offending ids. There is no way around it."""
+    from valuecorpus.warehouse.validation import failure_message, run_target, validate
+
+    result = validate(home, run_target(layout), dataset, create_suite=True)
+    if not result["success"]:
+        raise ValidationFailed(failure_message(f"run '{layout.run_id}'", result) + "; nothing published")
     return result
 
 
@@ -172,12 +153,13 @@ def _content_sha(files: list[FileEntry]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def publish(home: DataHome | str | Path, run: RunLayout | str | Path, dataset: str,
-            validation: Validation = None, *, on_step: StepHook = None) -> VersionManifest:
+def publish(home: DataHome | str | Path, run: RunLayout | str | Path, dataset: str, *,
+            on_step: StepHook = None) -> VersionManifest:
     """Publish a staged run (id, path or layout) as the next version of `dataset`; returns its manifest.
 
-    `validation` is the gate: a callable taking the run layout and returning a result mapping, or the result
-    itself. A result with `success: false` publishes nothing and raises `ValidationFailed` naming why."""
+    The gate comes first: the run is validated against the dataset's expectation suite, and a failed suite
+    publishes nothing and raises `ValidationFailed` (exit code 5) listing the failed expectations and up to five
+    offending ids each. The result is stored in the manifest under `validation`."""
     home = as_home(home)
     step = on_step or (lambda _name: None)
     layout = run if isinstance(run, RunLayout) else home.resolve_run(str(run))
@@ -186,8 +168,9 @@ def publish(home: DataHome | str | Path, run: RunLayout | str | Path, dataset: s
     if not kinds:
         raise ValueCorpusError(f"run '{layout.run_id}' has no records to publish "
                                f"(nothing in {layout.records_dir})")
+    home.dataset_dir(dataset)  # a bad name is refused before any work
     checked = {kind: _check_records(layout, run_manifest, kind) for kind in kinds}
-    validation_result = check_validation(validation, layout)
+    validation_result = run_gate(home, layout, dataset)
     step("validated")
 
     dataset_dir = home.dataset_dir(dataset)

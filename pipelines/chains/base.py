@@ -116,6 +116,9 @@ class Chain(ABC):
     input_kind: ClassVar[str | None] = None  # record kind handed over as `inputs` (--from-run/--from-dataset)
     Params: ClassVar[type[BaseModel]] = NoParams  # validates recipe.params
     step_classes: ClassVar[tuple[Any, ...]] = ()  # Step classes and `repeat.Repeat` groups, in order
+    # plan axis (the plan item's key) -> the record field that carries its value: coverage is counted from the
+    # records through these, and a record's field holds exactly what the planner planned
+    stratum_fields: ClassVar[dict[str, str]] = {}
 
     def __init__(self, recipe: Recipe, inputs: list[dict[str, Any]] | None = None) -> None:
         self.recipe = recipe
@@ -160,6 +163,15 @@ class Chain(ABC):
         """A chain-specific content check: (filter name, reason) to drop the record, or None."""
         return None
 
+    def shared_records(self, kept: list[Record]) -> list[Record]:
+        """Records the kept ones refer to and the run must carry once, not per sample (agent cases: their
+        environments), so a published version is whole."""
+        return []
+
+    def depends_on(self, record: Record) -> str | None:
+        """The id of the record this one is part of (a rubric: its case): dropped with it, never an orphan."""
+        return None
+
     # --- helpers for subclasses -----------------------------------------------------------------------
 
     def template_for(self, step: Step) -> Template:
@@ -174,7 +186,7 @@ class Chain(ABC):
         m = self.recipe.model
         return GenerationParams(temperature=m.temperature, seed=self.recipe.seed,
                                 max_tokens=m.step_max_tokens.get(step_name, m.max_tokens),
-                                model=m.step_models.get(step_name))
+                                repeat_penalty=m.repeat_penalty, model=m.step_models.get(step_name))
 
     def provenance(self, state: SampleState) -> Provenance:
         taxonomies = []

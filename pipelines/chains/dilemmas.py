@@ -7,13 +7,13 @@ from __future__ import annotations
 import random
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from valuecorpus.pipelines.chains.base import Chain, SampleState, Step
-from valuecorpus.pipelines.chains.bounds import bound_strings, enum_tokens
+from valuecorpus.pipelines.chains.bounds import bound_strings
 from valuecorpus.pipelines.engine.types import GenerationRequest, GenerationResult
 from valuecorpus.schemas.jsonschema import constrain, model_json_schema
 from valuecorpus.schemas.records import Dilemma, Record
@@ -40,6 +40,10 @@ def topic_for(plan_item: dict[str, Any]) -> str:
         return chosen
     pool = data["groups"][chosen] if chosen in data["groups"] else sorted(data["topics"])
     return rng.choice(pool)
+
+
+def group_of(topic: str) -> str:
+    return next((g for g, members in sorted(topics()["groups"].items()) if topic in members), topic)
 
 
 def seed_action(plan_item: dict[str, Any], topic: str) -> str:
@@ -199,12 +203,6 @@ class ValuesStep(_PerAction):
         schema = constrain(schema, "values[].party", names)
         return constrain(schema, "values[].value", self.chain.taxonomy().names())
 
-    def requests(self, state: SampleState) -> list[GenerationRequest]:
-        reqs = super().requests(state)
-        for req in reqs:  # enum strings cannot be shortened: make room for the longest answer the schema allows
-            req.params.max_tokens = max(req.params.max_tokens, enum_tokens(req.json_schema or {}))
-        return reqs
-
     def fold(self, state: SampleState, slot: dict[str, Any], result: GenerationResult) -> None:
         out = ValuesOut.model_validate(result.parsed)
         tax = self.chain.taxonomy()
@@ -243,6 +241,7 @@ class DilemmaChain(Chain):
     record_kinds = ("dilemma",)
     Params = Params
     step_classes = (SituationStep, ConsequenceStep, PartiesStep, ValuesStep, ReasonsStep)
+    stratum_fields: ClassVar[dict[str, str]] = {"topic_group": "topic_group"}
 
     @classmethod
     def validate_recipe(cls, recipe: Any) -> list[tuple[str, str]]:
@@ -292,10 +291,12 @@ class DilemmaChain(Chain):
                 values=annotations, background=sit["background"],
             ))
         topic = state.data["topic"]
+        # the planned stratum (a group, or a topic the recipe named); unplanned: the group of the topic drawn
+        group = state.plan_item.get("topic_group") or group_of(topic)
         return [Dilemma(
             id=self.record_id(state), provenance=self.provenance(state),
             basic_situation=state.data["basic_situation"], dilemma_situation=sit["text"],
-            topic=topics()["topics"][topic]["id"], topic_group=topic, actions=actions,
+            topic=topics()["topics"][topic]["id"], topic_group=group, actions=actions,
         )]
 
     def text_of(self, record: Record) -> str:

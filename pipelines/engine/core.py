@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 _THREAD_LOCK = threading.Lock()
 _CHUNK = 256  # requests prepared and looked up in the cache at a time
+# llama.cpp's classic default: a 135M model under a grammar otherwise loops on one-character tokens ("1.1.1.")
+LOCAL_REPEAT_PENALTY = 1.1
 
 
 class _BudgetStop(Exception):
@@ -215,14 +217,22 @@ class Engine:
         req = request if isinstance(request, GenerationRequest) else GenerationRequest.model_validate(request)
         messages = req.messages
         p = req.params
-        params: dict[str, Any] = {"temperature": p.temperature, "max_tokens": p.max_tokens}
+        compiled = compile_schema(req.json_schema) if req.json_schema is not None else None
+        # a constrained answer always closes: never ask for fewer tokens than the schema's worst case
+        worst = compiled.max_tokens(self.config.endpoint_kind == "local") if compiled is not None else None
+        params: dict[str, Any] = {"temperature": p.temperature, "max_tokens": max(p.max_tokens, worst or 0)}
         if p.seed is not None:
             params["seed"] = p.seed
         if p.top_p is not None:
             params["top_p"] = p.top_p
+        penalty = p.repeat_penalty if p.repeat_penalty is not None else (
+            LOCAL_REPEAT_PENALTY if self.config.endpoint_kind == "local" else None)
+        if penalty is not None:  # in the cache key: an answer made with another penalty is another answer
+            params["repeat_penalty"] = penalty
         if p.model is not None:  # part of the body and of the cache key: each model's answers cached apart
             params["model"] = p.model
-        compiled = compile_schema(req.json_schema) if req.json_schema is not None else None
+        if req.tools:  # in the body and in the cache key: the same messages with other tools are another request
+            params["tools"] = req.tools
         key = cache_key(self.config.endpoint_kind, self.config.model, messages, params,
                         compiled.text if compiled is not None else None)
         return Item(index, req, key, messages, params, compiled)
@@ -441,6 +451,7 @@ class Engine:
                             "c": comp.content, "p": comp.prompt_tokens, "k": comp.completion_tokens,
                             "m": comp.model, "f": comp.finish_reason, "d": cost, "a": attempt, "e": self.dialect,
                             "r": cfg.spend_scope,
+                            **({"t": comp.tool_calls} if comp.tool_calls else {}),
                         })
                     comp.latency_s = latency
                     comp.cost_usd = cost

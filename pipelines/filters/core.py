@@ -100,7 +100,25 @@ def apply_filters(chain: Chain, records: list[Record], published: list[tuple[str
             lsh.add(record.id, text)
         seen.setdefault(key, record.id)
         out.kept.append(record)
+    _drop_dependents(chain, out)
     return out
+
+
+def _drop_dependents(chain: Chain, out: FilterResult) -> None:
+    """A record that is part of a filtered one (a rubric of a filtered case) goes with it, with the reason."""
+    dropped = {f.sample_id: f for f in out.filtered}
+    if not dropped:
+        return
+    kept = []
+    for record in out.kept:
+        parent = chain.depends_on(record)
+        if parent is not None and parent in dropped:
+            why = dropped[parent]
+            _drop(out, record, "dependent", f"part of {why.kind} {parent}, filtered by {why.filter}: {why.reason}",
+                  matched=parent)
+        else:
+            kept.append(record)
+    out.kept = kept
 
 
 class _NearDuplicates:

@@ -33,7 +33,7 @@ def judge_requests(chain: Chain, records: list[Record]) -> list[GenerationReques
     schema["properties"]["score"].update(minimum=0, maximum=10)
     m = chain.recipe.model
     params = GenerationParams(temperature=0.0, seed=chain.recipe.seed,
-                              max_tokens=m.step_max_tokens.get("judge", 96))
+                              max_tokens=m.step_max_tokens.get("judge", 96), repeat_penalty=m.repeat_penalty)
     return [GenerationRequest(request_id=stable_id(r.id, "judge"), json_schema=schema, params=params,
                               messages=tmpl.render(text=chain.text_of(r), record=r.model_dump(mode="json")),
                               metadata={"record_id": r.id, "step": "judge"})

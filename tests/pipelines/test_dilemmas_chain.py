@@ -133,8 +133,25 @@ def test_demo_recipe_against_the_fake_server(cli, home: Path, fake_llm) -> None:
     groups = {"interpersonal", "roles_and_places", "events", "society"}
     plan = read_plan(layout.plan)
     assert {it["topic_group"] for it in plan} == groups
+    planned = {it["sample_id"]: it["topic_group"] for it in plan}
     for rec in records:
         Dilemma.model_validate(rec.model_dump())
         assert all(len(a.values_direct) + len(a.values_indirect) <= 2 for a in rec.actions)  # params.max_values
-        assert rec.topic_group in topics()["groups"][plan[[it["sample_id"] for it in plan].index(rec.id)]
-                                                     ["topic_group"]]
+        # the stratum field holds what the planner planned (a group), and the topic is one of that group's
+        assert rec.topic_group == planned[rec.id]
+        topic = next(t for t, v in topics()["topics"].items() if v["id"] == rec.topic)
+        assert topic in topics()["groups"][rec.topic_group]
+    # coverage (manifest and `run show`) is counted from the records' own field
+    from_records = Counter(r.topic_group for r in records)
+    cov = manifest.model_extra["coverage"]["topic_group"]
+    assert cov["kept_from"] == "records" and cov["planned"] == dict(Counter(planned.values()))
+    assert {g: n for g, n in cov["kept"].items() if n} == dict(from_records)
+    shown = cli("run", "show", "demo-fake")
+    assert shown.code == 0, shown.stderr
+    row = next(ln for ln in shown.stdout.splitlines() if "topic_group" in ln)
+    cells = [c.strip() for c in row.replace("┃", "│").split("│") if c.strip()]
+    assert cells[:2] == ["topic_group", "4"]
+    if set(from_records) == groups:
+        assert cells[3] == str(round(max(from_records.values()) / min(from_records.values()), 3))
+    else:
+        assert cells[3] == "inf"

@@ -356,10 +356,10 @@ def test_cli_interviews_votes_aggregate_publish_query(cli: Any, home: Path) -> N
 
 def test_local_model_small_run(tmp_path: Path) -> None:
     local = run("moral_graph", None, {"count": 1, "params": {"max_turns": 1},
-                                      "model": {"backend": "local", "max_tokens": 48,
-                                                "step_max_tokens": {"articulate": 120, "contexts": 40}}},
+                                      "model": {"backend": "local", "max_tokens": 150,
+                                                "step_max_tokens": {"articulate": 360, "contexts": 120}}},
                 local=True, cache_dir=tmp_path)
-    local.assert_accounted()  # every plan item: records (kept or filtered with a reason) or a dead letter
+    local.assert_accounted(closed=True)  # every plan item: records (kept or filtered) or a dead letter; none cut
     for rec in local.records:
         assert rec.provenance.endpoint_kind == "local"
     for d in local.dead:

@@ -187,7 +187,7 @@ def test_local_model_small_run(tmp_path: Any) -> None:
         "params": {"translate": False, "text_max_chars": 40, "max_values": 1},
     }
     res = run("value_rules", None, overrides, local=True, cache_dir=tmp_path)
-    res.assert_accounted()
+    res.assert_accounted(closed=True)
     for rec in res.records:
         ValueRule.model_validate(rec.model_dump(mode="json"))
         assert all(TAX.get(n, "derived") for n in rec.derived_values)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from valuecorpus.cli.common import settings
+from valuecorpus.cli.common import debugging, settings
 from valuecorpus.cli.runs_group import attach, run_app
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def run_generation(args: dict[str, Any], *, refresh: bool = False, run_id: str |
     options = GenerateOptions(
         executor=executor, beam_args=beam_args or [], run_id=run_id, inputs=inputs, published=published,
         published_ref=published_ref, parent_runs=parents, toolkit_version=toolkit_version(),
-        progress=progress and not batch, resume=args,
+        progress=progress and not batch, resume=args, debug=debugging(),
     )
     print(f"generating {recipe.count} × {recipe.kind} with {config.describe()} ({executor})", file=sys.stderr)
     try:

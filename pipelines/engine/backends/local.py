@@ -79,19 +79,31 @@ class LocalBackend:
     def _complete_sync(self, body: dict[str, Any]) -> Completion:
         llm = load_model(self.model_path, self.n_ctx, self.n_threads)
         kwargs = {k: body[k] for k in _PASSED if k in body}
+        messages = body["messages"]
+        tools = body.get("tools")
         fmt = body.get("response_format") or {}
-        if "grammar" in body:
+        if tools:  # no native tool calls: a grammar over the tools, see local_tools
+            from valuecorpus.pipelines.engine.backends.local_tools import plain_messages, tool_schema
+
+            messages = plain_messages(messages, tools)
+            kwargs["response_format"] = {"type": "json_object", "schema": tool_schema(tools)}
+        elif "grammar" in body:
             kwargs["grammar"] = _grammar(body["grammar"])
-        elif fmt.get("type") == "json_object" and "schema" in fmt:
+        elif fmt.get("type") == "json_object" and "schema" in fmt:  # converted to GBNF once per schema
             kwargs["grammar"] = _grammar(orjson.dumps(fmt["schema"], option=orjson.OPT_SORT_KEYS).decode(), True)
         elif fmt:
             kwargs["response_format"] = fmt
         try:
-            data = llm.create_chat_completion(messages=body["messages"], **kwargs)
+            data = llm.create_chat_completion(messages=messages, **kwargs)
         except ValueError as err:  # e.g. the prompt does not fit the context window
             raise AttemptError("local_model", f"the local model refused the request: {err}") from None
         # llama.cpp reports the GGUF file path as the model: records name the model, not this machine's folders
-        return completion_from_json({**data, "model": self.model}, self.model)
+        comp = completion_from_json({**data, "model": self.model}, self.model)
+        if tools:
+            from valuecorpus.pipelines.engine.backends.local_tools import read_answer
+
+            comp.content, comp.tool_calls = read_answer(comp.content)
+        return comp
 
     async def complete(self, body: dict[str, Any], timeout: float) -> Completion:
         # no timeout: a running llama.cpp call cannot be interrupted, and the thread serialises calls anyway
