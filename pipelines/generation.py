@@ -1,14 +1,18 @@
 """One generation run, end to end: plan → chain (plain loop or Beam) → filters → judge → stage.
 
 The caller (the CLI) hands over what lives elsewhere: the engine config (built from settings, with the key),
-input records (perspectives on dilemmas) and the latest published texts of the output dataset (near-duplicate
-filter). This module imports neither the warehouse nor settings.
+input records (perspectives on dilemmas) and the latest published version's Parquet files of the output
+dataset (near-duplicate filter; Beam reads them on its workers). This module imports neither the warehouse
+nor settings.
+
+On Beam the run is staged by the pipeline itself (`stage.stage_sharded`): the workers write its tables into
+the staging location and the manifest is written when the pipeline has succeeded. The loop and a run answered
+from the cache keep everything in this process and stage it at the end (`stage.stage_run`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,9 +21,10 @@ from valuecorpus.pipelines.chains import chain_class
 from valuecorpus.pipelines.chains.runner import CacheOnly, NotCached, execute, initial_states
 from valuecorpus.pipelines.filters import apply_filters
 from valuecorpus.pipelines.filters.judge import apply_judge
-from valuecorpus.pipelines.planner import kept_coverage, make_plan
-from valuecorpus.pipelines.stage import RunOutput, stage_run
-from valuecorpus.schemas.layout import PARTIAL_MARK, DataHome, RunLayout
+from valuecorpus.pipelines.planner import coverage, kept_coverage, make_plan
+from valuecorpus.pipelines.stage import RunOutput, add_spend, kept_rows, stage_run, stage_sharded
+from valuecorpus.schemas.layout import DataHome, RunLayout
+from valuecorpus.schemas.storage import url_of
 
 if TYPE_CHECKING:
     from valuecorpus.pipelines.chains.base import Chain, SampleState
@@ -33,7 +38,8 @@ class GenerateOptions:
     beam_args: list[str] = field(default_factory=list)
     run_id: str | None = None
     inputs: list[dict[str, Any]] = field(default_factory=list)
-    published: list[tuple[str, str]] = field(default_factory=list)
+    published: list[tuple[str, str]] = field(default_factory=list)  # (id, text) handed over directly
+    published_files: list[str] = field(default_factory=list)  # Parquet files of the latest published version
     published_ref: str | None = None
     parent_runs: list[str] = field(default_factory=list)
     toolkit_version: str = ""
@@ -50,10 +56,7 @@ def summarise_states(out: RunOutput, states: list[SampleState]) -> None:
         out.cost_usd += s.cost_usd
         out.prompt_versions.update(s.prompt_versions)
         out.models.extend(m for m in s.models if m not in out.models)
-        for key, row in s.spend.items():
-            total = spend.setdefault(key, dict.fromkeys(row, 0))
-            for field_name, value in row.items():
-                total[field_name] += value
+        add_spend(spend, s.spend)
     out.extra["spend"] = spend_rows(spend)
 
 
@@ -94,6 +97,36 @@ def resolve_cached(chain: Chain, plan: list[dict[str, Any]], config: EngineConfi
         return None
 
 
+def _axes(plan: list[dict[str, Any]]) -> list[str]:
+    return sorted({k for it in plan for k in it} - {"index", "sample_id", "seed", "stratum"})
+
+
+def _published_compared(options: GenerateOptions) -> dict[str, Any]:
+    """What the near-duplicate filter compared against: the version, its files and their rows (footers only)."""
+    import pyarrow.parquet as pq
+
+    from valuecorpus.schemas.storage import as_path
+
+    rows = 0
+    for url in options.published_files:
+        with as_path(url).open("rb") as fh:
+            rows += pq.ParquetFile(fh).metadata.num_rows
+    out: dict[str, Any] = {"ref": options.published_ref, "files": len(options.published_files), "rows": rows}
+    if options.published:
+        out["texts"] = len(options.published)
+    return out
+
+
+def published_texts(chain: Chain, options: GenerateOptions) -> list[tuple[str, str]]:
+    """(id, text) of the published version, for the executors that filter in this process."""
+    from valuecorpus.schemas.arrow import read_records
+
+    texts = list(options.published)
+    for url in options.published_files:
+        texts.extend((r.id, t) for r in read_records(url) if (t := chain.text_of(r)))
+    return texts
+
+
 def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: GenerateOptions) -> RunLayout:
     """Run a recipe and stage the run. Raises BudgetExhausted after staging if the cost cap stopped requests."""
     timings: dict[str, float] = {}
@@ -116,7 +149,6 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
     timings["plan_s"] = time.perf_counter() - started
 
     t = time.perf_counter()
-    languages = {it["sample_id"]: it["language"] for it in plan if "language" in it}
     resolved = resolve_cached(chain, plan, config) if options.executor == "auto" else None
     executor = "cache" if resolved is not None else options.executor if options.executor in (
         "loop", "batch") else "beam"
@@ -124,7 +156,46 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
         # one in-process model answers one request at a time: Beam adds its start-up and interleaves the steps'
         # prompts (which defeats llama.cpp's prompt-prefix reuse) and parallelises nothing
         executor = "loop"
+    out = RunOutput(plan=plan)
+    out.extra = {
+        "executor": executor, "beam_args": options.beam_args, "endpoint": config.describe(),
+        "coverage": coverage(plan, _axes(plan)),  # planned only; the executor adds what was kept
+        "published_compared": _published_compared(options),
+    }
+    if options.parent_runs:
+        out.extra["parent_runs"] = options.parent_runs
+    taxonomies = {}
+    if recipe.taxonomy or recipe.kind == "dilemmas":
+        from valuecorpus.schemas.taxonomies.loader import load_taxonomy
+
+        tax = load_taxonomy(recipe.taxonomy or "dailydilemmas_values")
+        taxonomies[tax.name] = tax.version
+
+    if executor == "beam":
+        layout = _generate_on_beam(recipe, home, run_id, chain, config, options, out, taxonomies, timings,
+                                   started, t)
+    else:
+        layout = _generate_here(recipe, home, run_id, chain, config, options, out, taxonomies, timings, started,
+                                t, resolved)
     if executor == "batch":
+        from valuecorpus.pipelines.batch_run import finish_batched
+
+        finish_batched(home, layout)
+    manifest = layout.read_manifest()
+    budget_hits = manifest.model_extra.get("dead_letter_classes", {}).get("budget_exhausted", 0)
+    if budget_hits:
+        from valuecorpus.pipelines.engine.accounting import budget_exhausted_error
+
+        raise budget_exhausted_error(config, budget_hits, manifest.cost_usd, sum(manifest.tokens.values()), run_id)
+    return layout
+
+
+def _generate_here(recipe: Recipe, home: DataHome, run_id: str, chain: Chain, config: EngineConfig,
+                   options: GenerateOptions, out: RunOutput, taxonomies: dict[str, str], timings: dict[str, float],
+                   started: float, t: float, resolved: Any) -> RunLayout:
+    plan = out.plan
+    languages = {it["sample_id"]: it["language"] for it in plan if "language" in it}
+    if out.extra["executor"] == "batch":
         from valuecorpus.pipelines.batch_run import run_batched
         from valuecorpus.pipelines.engine.batch_runner import BatchPending
 
@@ -133,22 +204,10 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
         except BatchPending as pending:
             pending.run_id = run_id
             raise
-        filtered = apply_filters(chain, records, options.published, languages)
-        kept, dropped = filtered.kept, filtered.filtered
-    elif executor != "beam":
-        records, dead, states, engine_stats = resolved or run_loop(chain, plan, config, options.progress)
-        filtered = apply_filters(chain, records, options.published, languages)
-        kept, dropped = filtered.kept, filtered.filtered
     else:
-        logging.disable(logging.WARNING)  # Beam's import warns about optional GCP clients: noise for users
-        try:
-            from valuecorpus.pipelines.beam_pipeline import run_beam
-        finally:
-            logging.disable(logging.NOTSET)
-
-        kept, dropped, dead, states, engine_stats = run_beam(
-            chain, plan, config, options.beam_args, home.runs_dir / f".{run_id}.beam{PARTIAL_MARK}{os.getpid()}",
-            options.published, languages, options.progress, options.debug)
+        records, dead, states, engine_stats = resolved or run_loop(chain, plan, config, options.progress)
+    filtered = apply_filters(chain, records, published_texts(chain, options), languages)
+    kept, dropped = filtered.kept, filtered.filtered
     generated = len(kept) + len(dropped)
     timings["generate_s"] = time.perf_counter() - t
 
@@ -162,33 +221,49 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
     kept = kept + chain.shared_records(kept)
     timings["filter_s"] = time.perf_counter() - t
 
-    out = RunOutput(records=kept, plan=plan, dead_letters=dead, filtered=dropped)
-    axes = sorted({k for it in plan for k in it} - {"index", "sample_id", "seed", "stratum"})
-    out.extra = {
-        "executor": executor, "beam_args": options.beam_args, "engine": engine_stats,
-        "endpoint": config.describe(), "coverage": kept_coverage(plan, axes, kept, chain.stratum_fields),
-        "generated": generated, "samples_failed": sum(1 for s in states if s.failed),
-        "published_compared": {"ref": options.published_ref, "texts": len(options.published)},
-    }
+    out.records, out.dead_letters, out.filtered = kept, dead, dropped
     summarise_states(out, states)
-    if options.parent_runs:
-        out.extra["parent_runs"] = options.parent_runs
+    out.extra.update(engine=engine_stats, generated=generated, samples_failed=sum(1 for s in states if s.failed),
+                     coverage=kept_coverage(plan, _axes(plan), kept, chain.stratum_fields))
     timings["total_s"] = time.perf_counter() - started
     out.timings = timings
-    taxonomies = {}
-    if recipe.taxonomy or recipe.kind == "dilemmas":
-        from valuecorpus.schemas.taxonomies.loader import load_taxonomy
+    return stage_run(home, run_id, recipe, chain.record_kinds, out, taxonomies, options.toolkit_version)
 
-        tax = load_taxonomy(recipe.taxonomy or "dailydilemmas_values")
-        taxonomies[tax.name] = tax.version
-    layout = stage_run(home, run_id, recipe, chain.record_kinds, out, taxonomies, options.toolkit_version)
-    if executor == "batch":
-        from valuecorpus.pipelines.batch_run import finish_batched
 
-        finish_batched(home, layout)
-    budget_hits = sum(1 for d in dead if d.error_class == "budget_exhausted")
-    if budget_hits:
-        from valuecorpus.pipelines.engine.accounting import budget_exhausted_error
+def _generate_on_beam(recipe: Recipe, home: DataHome, run_id: str, chain: Chain, config: EngineConfig,
+                      options: GenerateOptions, out: RunOutput, taxonomies: dict[str, str],
+                      timings: dict[str, float], started: float, t: float) -> RunLayout:
+    logging.disable(logging.WARNING)  # Beam's import warns about optional GCP clients: noise for users
+    try:
+        from valuecorpus.pipelines.beam_io import shard_count
+        from valuecorpus.pipelines.beam_pipeline import run_beam
+    finally:
+        logging.disable(logging.NOTSET)
+    summary: dict[str, Any] = {}
+    staged: list[RunLayout] = []
 
-        raise budget_exhausted_error(config, budget_hits, out.cost_usd, sum(out.tokens.values()), run_id)
-    return layout
+    def produce(layout: RunLayout) -> dict[str, int]:
+        staged.append(layout)
+        summary.update(run_beam(
+            chain, config, options.beam_args, url_of(layout.plan), url_of(layout.path),
+            shard_count(len(out.plan)), options.published_files, options.published, options.progress, run_id,
+            len(out.plan), options.debug))
+        return summary["counts"]
+
+    def after(out: RunOutput) -> None:
+        counts = summary["counts"]
+        timings["generate_s"] = time.perf_counter() - t
+        out.tokens, out.cost_usd = summary["tokens"], summary["cost_usd"]
+        out.prompt_versions, out.models = summary["prompt_versions"], summary["models"]
+        out.extra["spend"] = spend_rows(summary.get("spend", {}))
+        out.extra.update(engine=summary["engine"], samples_failed=summary["failed"],
+                         generated=sum(v for k, v in counts.items() if k.startswith("records/"))
+                         + counts.get("filtered", 0),
+                         coverage=kept_coverage(out.plan, _axes(out.plan), kept_rows(staged[0], chain.record_kinds,
+                                                                                      chain.stratum_fields),
+                                                chain.stratum_fields))
+        timings["total_s"] = time.perf_counter() - started
+        out.timings = timings
+
+    return stage_sharded(home, run_id, recipe, chain.record_kinds, out, produce, taxonomies,
+                         options.toolkit_version, after)

@@ -178,6 +178,9 @@ def kept_coverage(plan: list[dict[str, Any]], axes: list[str], records: list[Any
     return out
 
 
+PLAN_ROWS_PER_GROUP = 1000
+
+
 def write_plan(items: list[dict[str, Any]], path: str | Path) -> None:
     """plan.parquet: one row per item; axis values as text columns, the whole item as JSON."""
     import pyarrow as pa
@@ -195,7 +198,12 @@ def write_plan(items: list[dict[str, Any]], path: str | Path) -> None:
     cols["item"] = [canonical_json(it) for it in items]
     schema = pa.schema([("index", pa.int64()), ("sample_id", pa.string()), ("seed", pa.int64()),
                         ("stratum", pa.string()), *[(a, pa.string()) for a in axes], ("item", pa.string())])
-    pq.write_table(pa.table(cols, schema=schema), str(path))
+    from valuecorpus.schemas import storage
+
+    # row groups of a fixed size: pipeline workers read the plan one row group at a time
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table(cols, schema=schema), sink, row_group_size=PLAN_ROWS_PER_GROUP)
+    storage.write_bytes(storage.as_path(path), sink.getvalue().to_pybytes())
 
 
 def read_plan(path: str | Path) -> list[dict[str, Any]]:

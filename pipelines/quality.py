@@ -58,13 +58,14 @@ def quality_report(layout: RunLayout) -> dict[str, Any]:
                                         "kept_max_min": _ratio(c["kept"]), "planned": c["planned"],
                                         "kept": c["kept"], "kept_from": c.get("kept_from", "plan")}
     elif layout.plan.exists():  # runs staged before coverage was counted from the records
-        plan = [json.loads(s) for s in pq.read_table(layout.plan, columns=["item"]).column("item").to_pylist()]
+        with layout.plan.open("rb") as fh:
+            plan = [json.loads(s) for s in pq.ParquetFile(fh).read(columns=["item"]).column("item").to_pylist()]
         by_sample = {it["sample_id"]: it for it in plan}
         kept_samples: Counter[str] = Counter()
         for kind in m.kinds:
-            path = layout.records(kind)
-            if path.exists():
-                table = pq.read_table(path, columns=["provenance"])
+            for path in layout.table_files(f"records/{kind}"):
+                with path.open("rb") as fh:
+                    table = pq.ParquetFile(fh).read(columns=["provenance"])
                 for prov in table.column("provenance").to_pylist():
                     if prov and prov.get("plan_item") in by_sample:
                         kept_samples[prov["plan_item"]] += 1

@@ -64,3 +64,23 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
 @pytest.fixture
 def cli(home: Path):
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory: pytest.TempPathFactory):
+    """A local S3-compatible store (moto's server) on 127.0.0.1 for the whole session; its endpoint and dummy
+    keys are in the environment of this process and of every subprocess started after it."""
+    from valuecorpus_testing.cluster import ObjectStore
+
+    with ObjectStore(tmp_path_factory.mktemp("object-store")) as store:
+        yield store
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(object_store, tmp_path_factory: pytest.TempPathFactory):
+    """A Dask scheduler and two single-thread workers on 127.0.0.1, each in its own working directory, with the
+    object store's environment."""
+    from valuecorpus_testing.cluster import DaskCluster
+
+    with DaskCluster(tmp_path_factory.mktemp("dask"), workers=2, env=object_store.env) as cluster:
+        yield cluster

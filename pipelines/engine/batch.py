@@ -264,7 +264,7 @@ def submit_batches(config: EngineConfig, requests: Iterable[GenerationRequest], 
 def resume_batches(config: EngineConfig, batches_path: Path, resubmit: bool = True) -> BatchReport:
     """Finish killed submissions; poll every open batch once; collect ended ones into the cache; resubmit
     the items that failed or expired (`resubmit`), up to `max_attempts` submissions each."""
-    from valuecorpus.pipelines.engine.cache import ResponseCache
+    from valuecorpus.pipelines.engine.cache import open_cache
 
     batches_path = Path(batches_path)
     state = load_state(batches_path)
@@ -272,7 +272,7 @@ def resume_batches(config: EngineConfig, batches_path: Path, resubmit: bool = Tr
         raise SettingsError("Batch API mode needs the response cache (cache_dir)")
     client = _client(config)
     send_planned(client, config, state, batches_path)
-    cache = ResponseCache(config.cache_dir)
+    cache = open_cache(config.cache_dir)
     report = BatchReport()
     try:
         for job in state.jobs:
@@ -374,7 +374,7 @@ def _collect(client: Any, config: EngineConfig, cache: Any, batch: Any, job: Bat
                 state.failures[key] = str(row.get("error") or response.get("status_code"))[:300]
                 continue
             comp = completion_from_json(response.get("body") or {}, config.model)
-            cache.put(key, config.model, config.endpoint_kind, {
+            cache.put(key, config.model, config.endpoint_identity, {
                 "c": comp.content, "p": comp.prompt_tokens, "k": comp.completion_tokens, "m": comp.model,
                 "f": comp.finish_reason, "d": batch_cost(config, comp.model, comp.prompt_tokens,
                                                          comp.completion_tokens),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -91,11 +91,8 @@ def apply_filters(chain: Chain, records: list[Record], published: list[tuple[str
         if lsh is not None:
             match = lsh.match(text)
             if match is not None:
-                matched, score = match
-                where = "the published version" if matched.startswith("published:") else "this run"
-                other = matched.removeprefix("published:")
-                _drop(out, record, "near_duplicate", f"similar to {other} in {where} (Jaccard ≈ {score:.2f})",
-                      matched=other, score=score)
+                name, reason, other = near_duplicate_reason(*match)
+                _drop(out, record, name, reason, matched=other, score=match[1])
                 continue
             lsh.add(record.id, text)
         seen.setdefault(key, record.id)
@@ -121,6 +118,26 @@ def _drop_dependents(chain: Chain, out: FilterResult) -> None:
     out.kept = kept
 
 
+def near_duplicate_reason(matched: str, score: float) -> tuple[str, str, str]:
+    """(filter, reason, matched id) of a near-duplicate of `matched` (`published:<id>` or a record id)."""
+    where = "the published version" if matched.startswith("published:") else "this run"
+    other = matched.removeprefix("published:")
+    return "near_duplicate", f"similar to {other} in {where} (Jaccard ≈ {score:.2f})", other
+
+
+def minhash_values(text: str, num_perm: int) -> Any:
+    """The MinHash signature (uint64 array) of a text's word 3-shingles: the same one `_NearDuplicates` uses."""
+    return _minhash(text, num_perm).hashvalues
+
+
+def _minhash(text: str, num_perm: int) -> Any:
+    from datasketch import MinHash
+
+    mh = MinHash(num_perm=num_perm, seed=1)
+    mh.update_batch([s.encode("utf-8") for s in sorted(shingles(text))])
+    return mh
+
+
 class _NearDuplicates:
     """MinHash LSH over word 3-shingles; a candidate counts if its estimated Jaccard reaches the threshold."""
 
@@ -132,12 +149,7 @@ class _NearDuplicates:
         self.hashes: dict[str, object] = {}
 
     def _minhash(self, text: str) -> object:
-        from datasketch import MinHash
-
-        mh = MinHash(num_perm=self.num_perm, seed=1)
-        for s in sorted(shingles(text)):
-            mh.update(s.encode("utf-8"))
-        return mh
+        return _minhash(text, self.num_perm)
 
     def add(self, key: str, text: str) -> None:
         if key in self.hashes:

@@ -12,10 +12,8 @@ from valuecorpus.pipelines.chains.dilemmas import THEORIES, seed_action, topic_f
 from valuecorpus.pipelines.chains.perspectives import VARIANTS
 from valuecorpus.pipelines.planner import read_plan
 from valuecorpus.pipelines.prompts import load_template
-from valuecorpus.schemas.arrow import read_records
 from valuecorpus.schemas.layout import DataHome
 from valuecorpus.schemas.records import Dilemma, Perspective
-from valuecorpus.schemas.run_tables import FilteredSample
 from valuecorpus.schemas.taxonomies.loader import load_taxonomy
 
 DILEMMA_STEPS = ["situation", "consequence", "parties", "values", "reasons"]
@@ -31,7 +29,7 @@ def test_dilemmas_recipe_records_match_model_and_taxonomy(cli, home: Path, fake_
     layout = DataHome(home).run("dd1")
     manifest = layout.read_manifest()
     plan = {it["sample_id"]: it for it in read_plan(layout.plan)}
-    records = read_records(layout.records("dilemma"))
+    records = layout.read_records("records/dilemma")
     assert len(plan) == 8 and manifest.dead_letters == 0
     assert manifest.counts["dilemma"] + manifest.filtered == 8 and len(records) == manifest.counts["dilemma"]
     assert len(records) >= 6
@@ -81,9 +79,9 @@ def test_perspectives_from_a_dilemma_run(cli, home: Path, fake_llm, responder: R
     _generate(cli, fake_llm, "perspectives", "--from-run", "dd2", "--run-id", "pp1")
     layout = DataHome(home).run("pp1")
     manifest = layout.read_manifest()
-    dilemmas = {d.id: d for d in read_records(DataHome(home).run("dd2").records("dilemma"))}
-    records = read_records(layout.records("perspective"))
-    filtered = read_records(layout.filtered, FilteredSample)
+    dilemmas = {d.id: d for d in DataHome(home).run("dd2").read_records("records/dilemma")}
+    records = layout.read_records("records/perspective")
+    filtered = layout.read_records("filtered")
     assert manifest.parent_runs == ["dd2"]
     assert len(records) + len(filtered) == 11 * len(dilemmas)
     assert Counter(f.filter for f in filtered) == Counter({"demographics": len(dilemmas)})
@@ -115,7 +113,7 @@ def test_perspectives_from_a_published_version_match_the_run(cli, home: Path, fa
               "--executor", "loop")
 
     def content(run_id: str) -> list[dict]:
-        rows = [r.model_dump(mode="json") for r in read_records(DataHome(home).run(run_id).records("perspective"))]
+        rows = [r.model_dump(mode="json") for r in DataHome(home).run(run_id).read_records("records/perspective")]
         for row in rows:
             row["provenance"]["run_id"] = None
         return sorted(rows, key=lambda r: r["id"])
@@ -128,7 +126,7 @@ def test_demo_recipe_against_the_fake_server(cli, home: Path, fake_llm) -> None:
     _generate(cli, fake_llm, "demo", "--run-id", "demo-fake", "--executor", "loop")
     layout = DataHome(home).run("demo-fake")
     manifest = layout.read_manifest()
-    records = read_records(layout.records("dilemma"))
+    records = layout.read_records("records/dilemma")
     assert manifest.dead_letters == 0 and len(records) + manifest.filtered == 10
     groups = {"interpersonal", "roles_and_places", "events", "society"}
     plan = read_plan(layout.plan)

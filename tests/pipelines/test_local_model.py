@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from valuecorpus.schemas.arrow import read_records
 from valuecorpus.schemas.layout import DataHome
 from valuecorpus.schemas.records import Dilemma, Perspective
-from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample
 from valuecorpus.schemas.taxonomies.loader import load_taxonomy
 
 PERSPECTIVES = """\
@@ -38,9 +36,9 @@ def _accounted(layout, kind: str, per_item: int) -> tuple[list, list, list]:
     sample with its dead letters; nothing else, nothing lost."""
     from valuecorpus.pipelines.planner import read_plan
 
-    records = read_records(layout.records(kind))
-    filtered = read_records(layout.filtered, FilteredSample)
-    dead = read_records(layout.dead_letters, DeadLetter)
+    records = layout.read_records(f"records/{kind}")
+    filtered = layout.read_records("filtered")
+    dead = layout.read_records("dead_letters")
     items = {it["sample_id"] for it in read_plan(layout.plan)}
     failed = {d.plan_item for d in dead}
     made = {r.provenance.plan_item for r in records}

@@ -198,7 +198,6 @@ def test_cli_generate_on_beam(cli: Any, home: Any) -> None:
     """`valuecorpus generate value_rules` on the default Beam executor stages the same outcome as the loop."""
     from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
 
-    from valuecorpus.schemas.arrow import read_records
     from valuecorpus.schemas.layout import RunLayout
 
     def hook(req: dict[str, Any]) -> Any:  # the engine's dialect probe has no system message
@@ -212,9 +211,8 @@ def test_cli_generate_on_beam(cli: Any, home: Any) -> None:
     manifest = layout.read_manifest()
     assert manifest.counts == {"value_rule": 14} and manifest.filtered == 4 and manifest.dead_letters == 0
     assert TAX.ref.split("@")[0] in manifest.taxonomy_versions
-    rules = read_records(layout.records("value_rule"))
+    rules = layout.read_records("records/value_rule")
     assert sorted(r.label for r in rules).count(-1) == 2 and all(r.levels for r in rules)
-    import pyarrow.parquet as pq
 
-    filtered = pq.read_table(layout.filtered).to_pylist()
+    filtered = layout.read_table("filtered").to_pylist()
     assert sorted(f["filter"] for f in filtered) == ["label", "label", "relevance", "relevance"]
