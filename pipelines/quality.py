@@ -53,7 +53,7 @@ def quality_report(layout: RunLayout) -> dict[str, Any]:
                                 / generated, 4) if generated else None,
         "dead_letter_rate": round(m.dead_letters / requests, 4) if requests else None,
         "tokens": m.tokens, "cost_usd": m.cost_usd, "dead_letters": dead_classes, "filtered": filtered_by,
-        "timings": m.timings, "coverage": {},
+        "timings": m.timings, "coverage": {}, "spend": extra.get("spend") or [],
     }
     staged = extra.get("coverage") or {}
     if staged and all(isinstance(c, dict) and "kept" in c for c in staged.values()):
@@ -130,4 +130,9 @@ def render_report(report: dict[str, Any]) -> Any:
     cov = Table("stratum axis", "values", "planned max/min", "kept max/min", title="coverage")
     for axis, c in report["coverage"].items():
         cov.add_row(axis, str(c["values"]), str(c["planned_max_min"]), str(c["kept_max_min"]))
-    return Group(head, cov)
+    money = Table("step", "endpoint", "model", "requests", "cached", "prompt tokens", "completion tokens", "cost $",
+                  title="paid per step (answers cached by other runs at 0)")
+    for row in report.get("spend") or []:
+        money.add_row(row["step"], row["endpoint"], row["model"], str(row["requests"]), str(row["cached"]),
+                      str(row["prompt_tokens"]), str(row["completion_tokens"]), f"{row['cost_usd']:.6f}")
+    return Group(head, money, cov)

@@ -83,6 +83,8 @@ class ModelSection(_Strict):
         "and participant); the embedded local backend has one model and answers every step with it")
     timeout_s: float = Field(120.0, gt=0)
     max_attempts: int = Field(5, ge=1)
+    batch: bool = Field(False, description="send each step's requests as Batch API jobs (cheaper, slower); "
+                        "`valuecorpus run resume RUN` collects them and continues the chain")
 
     @field_validator("base_url")
     @classmethod
