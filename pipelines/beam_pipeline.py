@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import apache_beam as beam
 
 from valuecorpus.pipelines.chains.base import Chain, SampleState
-from valuecorpus.pipelines.chains.runner import apply, finish, prepare
+from valuecorpus.pipelines.chains.runner import apply, finish, initial_state, prepare
 from valuecorpus.pipelines.engine.beam import Generate, close_engines
 from valuecorpus.pipelines.engine.types import GenerationResult
 from valuecorpus.pipelines.filters import apply_filters
@@ -114,7 +114,7 @@ class ChainPipeline(beam.PTransform):
         chain = self.chain
         states = (pbegin
                   | "Plan" >> beam.Create(self.plan)
-                  | "States" >> beam.Map(lambda it: SampleState(sample_id=it["sample_id"], plan_item=it)))
+                  | "States" >> beam.Map(initial_state))
         dead_parts = []
         for i, step in enumerate(chain.steps()):
             out = states | f"Step[{step.name}]" >> RunStep(chain, i, self.config, self.progress)

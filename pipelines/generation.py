@@ -18,6 +18,7 @@ from valuecorpus.pipelines.chains.runner import CacheOnly, NotCached, execute, i
 from valuecorpus.pipelines.filters import apply_filters
 from valuecorpus.pipelines.filters.judge import apply_judge
 from valuecorpus.pipelines.planner import coverage, make_plan
+from valuecorpus.pipelines.seeds import seed_plan
 from valuecorpus.pipelines.stage import RunOutput, stage_run
 from valuecorpus.schemas.errors import BudgetExhausted
 from valuecorpus.schemas.layout import PARTIAL_MARK, DataHome, RunLayout
@@ -37,6 +38,7 @@ class GenerateOptions:
     published: list[tuple[str, str]] = field(default_factory=list)
     published_ref: str | None = None
     parent_runs: list[str] = field(default_factory=list)
+    input_source: str | None = None  # the run or dataset the inputs came from (recorded as the seeds' source)
     toolkit_version: str = ""
     progress: bool = False  # the engine's progress display (on a terminal: rich; otherwise plain lines)
 
@@ -87,7 +89,10 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
         # one cap for the whole run, however many Beam worker processes spend against it
         config = config.model_copy(update={"budget_scope": config.budget_scope or f"run:{run_id}"})
     chain = chain_class(recipe.kind)(recipe, options.inputs)
+    chain.input_source = options.input_source
     plan = make_plan(recipe, chain.extra_axes(), chain.planned_count())
+    # the seed stage: a distinct seed per plan item (proposed through the engine when the pool is short)
+    plan, seed_pool, seed_report = seed_plan(chain, plan, config)
     timings["plan_s"] = time.perf_counter() - started
 
     t = time.perf_counter()
@@ -120,7 +125,15 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
         kept, dropped, dead = judged.kept, dropped + judged.filtered, dead + judge_dead
     timings["filter_s"] = time.perf_counter() - t
 
-    out = RunOutput(records=kept, plan=plan, dead_letters=dead, filtered=dropped)
+    if seed_pool is not None:
+        dead = seed_pool.dead_letters + dead
+    out = RunOutput(records=kept, plan=plan, dead_letters=dead, filtered=dropped,
+                    seeds=seed_pool.rows if seed_pool is not None else [])
+    if seed_pool is not None:
+        out.tokens.update(seed_pool.tokens)
+        out.cost_usd += seed_pool.cost_usd
+        out.prompt_versions.update(seed_pool.prompt_versions)
+        out.models.extend(seed_pool.models)
     summarise_states(out, states)
     axes = sorted({k for it in plan for k in it} - {"index", "sample_id", "seed", "stratum"})
     out.extra = {
@@ -128,6 +141,7 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
         "endpoint": config.describe(), "coverage": coverage(plan, axes),
         "generated": generated, "samples_failed": sum(1 for s in states if s.failed),
         "published_compared": {"ref": options.published_ref, "texts": len(options.published)},
+        "seed_pool": seed_report,
     }
     if options.parent_runs:
         out.extra["parent_runs"] = options.parent_runs

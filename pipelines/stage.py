@@ -13,7 +13,7 @@ from typing import Any
 
 from valuecorpus.schemas.layout import DataHome, RunLayout, RunManifest
 from valuecorpus.schemas.records import Record, record_type
-from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample
+from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample, SeedRow
 
 
 @dataclass
@@ -24,6 +24,7 @@ class RunOutput:
     plan: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     filtered: list[FilteredSample] = field(default_factory=list)
+    seeds: list[SeedRow] = field(default_factory=list)
     tokens: dict[str, int] = field(default_factory=dict)
     cost_usd: float = 0.0
     models: list[str] = field(default_factory=list)
@@ -46,6 +47,8 @@ def write_tables(layout: RunLayout, out: RunOutput, kinds: tuple[str, ...]) -> d
     dead = sorted(out.dead_letters, key=lambda d: (d.plan_item or "", d.request_id))
     write_records(layout.dead_letters, dead, DeadLetter)
     write_records(layout.filtered, sorted(out.filtered, key=lambda f: f.sample_id), FilteredSample)
+    if out.seeds:
+        write_records(layout.seeds, out.seeds, SeedRow)
     return counts
 
 

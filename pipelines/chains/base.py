@@ -92,6 +92,8 @@ class Chain(ABC):
     input_kind: ClassVar[str | None] = None  # record kind handed over as `inputs` (--from-run/--from-dataset)
     Params: ClassVar[type[BaseModel]] = NoParams  # validates recipe.params
     step_classes: ClassVar[tuple[type[Step], ...]] = ()
+    seed_template: ClassVar[str | None] = None  # the seed stage's prompt, for chains that draw seed situations
+    when_short: ClassVar[str] = "refuse"  # more plan items than distinct seeds: refuse | cap (recipe may override)
 
     def __init__(self, recipe: Recipe, inputs: list[dict[str, Any]] | None = None) -> None:
         self.recipe = recipe
@@ -121,7 +123,45 @@ class Chain(ABC):
         return {}
 
     def planned_count(self) -> int:
+        """Plan items this chain can make distinct (input-driven chains: what their inputs give)."""
         return self.recipe.count
+
+    def capacity_note(self) -> str:
+        """What bounds `planned_count`, for the message when the recipe asks for more."""
+        return "the chain's inputs"
+
+    # --- seed situations (pipelines/seeds.py) --------------------------------------------------------------
+
+    input_source: str | None = None  # set by the caller: the run or dataset the inputs came from
+
+    def seed_keys(self, plan_item: dict[str, Any]) -> list[str]:
+        """The seed pools a plan item may draw from (e.g. the topics of its topic group); [] = no seed."""
+        return []
+
+    def shipped_seeds(self) -> dict[str, list[str]]:
+        """Pool key -> the seeds shipped with the chain."""
+        return {}
+
+    def input_seeds(self) -> dict[str, list[str]]:
+        """Pool key -> seeds taken from the input records (e.g. an imported corpus' basic situations)."""
+        return {}
+
+    def seed_variables(self, key: str) -> dict[str, Any]:
+        """Variables of the seed-proposal template for one pool."""
+        return {"topic": key.replace("_", " ")}
+
+    def seed_prompt(self) -> Template:
+        from valuecorpus.pipelines.prompts import load_template
+
+        name = self.recipe.prompts.get("seeds") or self.seed_template
+        if not name:
+            raise TypeError(f"chain '{self.kind}' has no seed-proposal template")
+        return load_template(name, self.recipe.base_dir)
+
+    @staticmethod
+    def seed_text(state: SampleState) -> str:
+        """The plan item's own seed situation."""
+        return str(state.plan_item["seed_situation"]["text"])
 
     def text_of(self, record: Record) -> str:
         """The text that identifies a record's content: deduplication, length and language run on it."""

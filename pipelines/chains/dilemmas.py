@@ -1,10 +1,13 @@
 """DailyDilemmas-style dilemmas: seed situation (from the plan) → three-sentence dilemma → negative
 consequence per action → direct and indirect parties → values per party (constrained to the 301-value
-taxonomy) → one reason per value. The five theory labels are looked up in the taxonomy, never generated."""
+taxonomy) → one reason per value. The five theory labels are looked up in the taxonomy, never generated.
+
+Seed situations come from the seed pool (`pipelines/seeds.py`), one pool per topic: the shipped seed actions,
+the basic situations of input dilemmas (`--from-run` / `--from-dataset`, e.g. an imported DailyDilemmas
+version), and seeds the model proposes when the plan needs more. A topic group draws from its topics' pools."""
 
 from __future__ import annotations
 
-import random
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -22,6 +25,7 @@ from valuecorpus.schemas.records.dilemmas import DilemmaAction, ValueAnnotation
 ACTION_TYPES = ("to_do", "not_to_do")
 THEORIES = ("wvs", "mft", "virtue", "emotion", "maslow")
 DEFAULT_TAXONOMY = "dailydilemmas_values"
+ANY_TOPIC = "any_topic"  # the pool of input seed situations that carry no topic
 
 
 @cache
@@ -31,20 +35,23 @@ def topics() -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
-def topic_for(plan_item: dict[str, Any]) -> str:
-    """The plan's topic label; a group name picks one of its topics by the item's seed."""
+def topics_of(plan_item: dict[str, Any]) -> list[str]:
+    """The topics a plan item may draw its seed from: its topic, the topics of its group, or all."""
     data = topics()
     chosen = plan_item.get("topic_group")
-    rng = random.Random(plan_item["seed"])
     if chosen in data["topics"]:
-        return chosen
-    pool = data["groups"][chosen] if chosen in data["groups"] else sorted(data["topics"])
-    return rng.choice(pool)
+        return [chosen]
+    return list(data["groups"][chosen]) if chosen in data["groups"] else sorted(data["topics"])
 
 
-def seed_action(plan_item: dict[str, Any], topic: str) -> str:
-    rng = random.Random(plan_item["seed"] + 1)
-    return rng.choice(topics()["topics"][topic]["seeds"])
+def topic_of_record(record: dict[str, Any]) -> str | None:
+    """The topic label of a dilemma record (imported ones carry DailyDilemmas' topic label and number)."""
+    data = topics()["topics"]
+    label = record.get("topic_group")
+    if label in data:
+        return str(label)
+    by_id = {v["id"]: k for k, v in data.items()}
+    return by_id.get(record.get("topic")) if isinstance(record.get("topic"), int) else None
 
 
 class Params(BaseModel):
@@ -102,8 +109,11 @@ class SituationStep(Step):
     template = "dilemmas/situation"
 
     def requests(self, state: SampleState) -> list[GenerationRequest]:
-        topic = topic_for(state.plan_item)
-        action = seed_action(state.plan_item, topic)
+        seed = state.plan_item["seed_situation"]
+        topic, action = seed["pool"], seed["text"]
+        if topic == ANY_TOPIC:  # a seed without a topic takes one of the item's topics, by the item's seed
+            choices = topics_of(state.plan_item)
+            topic = choices[int(state.plan_item["seed"]) % len(choices)]
         state.data.update(topic=topic, basic_situation=action)
         schema = model_json_schema(SituationOut)
         for key in ("action", "alternative"):
@@ -241,8 +251,27 @@ class ReasonsStep(_PerAction):
 class DilemmaChain(Chain):
     kind = "dilemmas"
     record_kinds = ("dilemma",)
+    input_kind = "dilemma"  # input dilemmas give their basic situations as seeds
     Params = Params
     step_classes = (SituationStep, ConsequenceStep, PartiesStep, ValuesStep, ReasonsStep)
+    seed_template = "dilemmas/seeds"
+
+    def seed_keys(self, plan_item: dict[str, Any]) -> list[str]:
+        # input situations without a topic (DailyDilemmas' dilemma.csv) serve every stratum, from one pool
+        return topics_of(plan_item) + ([ANY_TOPIC] if ANY_TOPIC in self.input_seeds() else [])
+
+    def shipped_seeds(self) -> dict[str, list[str]]:
+        return {name: list(t["seeds"]) for name, t in topics()["topics"].items()}
+
+    def input_seeds(self) -> dict[str, list[str]]:
+        if not hasattr(self, "_input_seeds"):
+            out: dict[str, list[str]] = {}
+            for record in sorted(self.inputs, key=lambda r: str(r.get("id"))):
+                text = record.get("basic_situation")
+                if text:
+                    out.setdefault(topic_of_record(record) or ANY_TOPIC, []).append(str(text))
+            self._input_seeds = out
+        return self._input_seeds
 
     @classmethod
     def validate_recipe(cls, recipe: Any) -> list[tuple[str, str]]:
