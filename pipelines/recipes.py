@@ -104,6 +104,14 @@ class LanguageFilter(_Strict):
     min_confidence: float = Field(0.5, ge=0, le=1)
 
 
+class EchoFilter(_Strict):
+    """Output that copies the prompt's examples or wording, or repeats a field across samples (filters/echo.py)."""
+
+    enabled: bool = True
+    prompt_share: float = Field(0.5, gt=0, le=1, description="share of a field's 4-grams found in the prompt")
+    min_words: int = Field(6, ge=1, description="shortest field text checked for repeats across samples")
+
+
 class JudgeFilter(_Strict):
     template: str = Field(description="prompt template of the judge step, e.g. 'dilemmas/judge'")
     min_score: float = Field(ge=0, le=10)
@@ -117,6 +125,7 @@ class Filters(_Strict):
     language: LanguageFilter = Field(default_factory=LanguageFilter)
     leakage: bool = True
     demographics: bool = Field(True, description="drop descriptions that name demographic attributes")
+    echo: EchoFilter = Field(default_factory=EchoFilter)
     judge: JudgeFilter | None = None
 
 

@@ -60,10 +60,14 @@ class Step(ABC):
 
     def request(self, state: SampleState, variables: dict[str, Any],
                 json_schema: dict[str, Any] | None = None, index: int = 0) -> GenerationRequest:
-        """A request rendered from this step's template; its id is stable (sample, step, index)."""
+        """A request rendered from this step's template; its id is stable (sample, step, index). A template
+        with examples shows one, rotated by the plan item's seed and the request's index."""
+        template = self.prompt
+        if template.examples and "example" not in variables:
+            variables = {**variables, "example": template.example(int(state.plan_item.get("seed", 0)) + index)}
         return GenerationRequest(
             request_id=stable_id(state.sample_id, self.name, index),
-            messages=self.prompt.render(**variables),
+            messages=template.render(**variables),
             json_schema=json_schema,
             params=self.chain.generation_params(self.name),
             metadata={"plan_item": state.sample_id, "step": self.name, "index": index},
@@ -174,6 +178,15 @@ class Chain(ABC):
     def check(self, record: Record) -> tuple[str, str] | None:
         """A chain-specific content check: (filter name, reason) to drop the record, or None."""
         return None
+
+    def echo_fields(self, record: Record) -> list[tuple[str, str, bool]]:
+        """(field, text, checked across samples) for the echo filter: each field is checked against the
+        prompt's own text; those marked True also against the same field of the run's other samples."""
+        return [("text", self.text_of(record), False)]
+
+    def distinct_fields(self, record: Record) -> list[tuple[str, str, str, str]]:
+        """(field a, text a, field b, text b): pairs of fields of one record that must not be the same text."""
+        return []
 
     # --- helpers for subclasses -----------------------------------------------------------------------
 

@@ -25,7 +25,6 @@ from valuecorpus.schemas.records.dilemmas import DilemmaAction, ValueAnnotation
 ACTION_TYPES = ("to_do", "not_to_do")
 THEORIES = ("wvs", "mft", "virtue", "emotion", "maslow")
 DEFAULT_TAXONOMY = "dailydilemmas_values"
-ANY_TOPIC = "any_topic"  # the pool of input seed situations that carry no topic
 
 
 @cache
@@ -111,9 +110,6 @@ class SituationStep(Step):
     def requests(self, state: SampleState) -> list[GenerationRequest]:
         seed = state.plan_item["seed_situation"]
         topic, action = seed["pool"], seed["text"]
-        if topic == ANY_TOPIC:  # a seed without a topic takes one of the item's topics, by the item's seed
-            choices = topics_of(state.plan_item)
-            topic = choices[int(state.plan_item["seed"]) % len(choices)]
         state.data.update(topic=topic, basic_situation=action)
         schema = model_json_schema(SituationOut)
         for key in ("action", "alternative"):
@@ -257,21 +253,27 @@ class DilemmaChain(Chain):
     seed_template = "dilemmas/seeds"
 
     def seed_keys(self, plan_item: dict[str, Any]) -> list[str]:
-        # input situations without a topic (DailyDilemmas' dilemma.csv) serve every stratum, from one pool
-        return topics_of(plan_item) + ([ANY_TOPIC] if ANY_TOPIC in self.input_seeds() else [])
+        return topics_of(plan_item)
 
     def shipped_seeds(self) -> dict[str, list[str]]:
         return {name: list(t["seeds"]) for name, t in topics()["topics"].items()}
 
     def input_seeds(self) -> dict[str, list[str]]:
-        if not hasattr(self, "_input_seeds"):
-            out: dict[str, list[str]] = {}
-            for record in sorted(self.inputs, key=lambda r: str(r.get("id"))):
-                text = record.get("basic_situation")
-                if text:
-                    out.setdefault(topic_of_record(record) or ANY_TOPIC, []).append(str(text))
-            self._input_seeds = out
-        return self._input_seeds
+        """Input basic situations by topic. Situations without a topic (DailyDilemmas' `dilemma.csv`) are
+        dealt in turn to the topics the recipe plans over, so each stratum gets its share."""
+        groups = self.recipe.strata.topic_groups or [None]
+        planned = sorted({t for g in groups for t in topics_of({"topic_group": g})})
+        out: dict[str, list[str]] = {}
+        loose = 0
+        for record in sorted(self.inputs, key=lambda r: str(r.get("id"))):
+            text = record.get("basic_situation")
+            if not text:
+                continue
+            topic = topic_of_record(record)
+            if topic is None:
+                topic, loose = planned[loose % len(planned)], loose + 1
+            out.setdefault(topic, []).append(str(text))
+        return out
 
     @classmethod
     def validate_recipe(cls, recipe: Any) -> list[tuple[str, str]]:
@@ -330,3 +332,23 @@ class DilemmaChain(Chain):
     def text_of(self, record: Record) -> str:
         assert isinstance(record, Dilemma)
         return record.dilemma_situation
+
+    def echo_fields(self, record: Record) -> list[tuple[str, str, bool]]:
+        assert isinstance(record, Dilemma)
+        out = [("dilemma_situation", record.dilemma_situation, False)]
+        for a in record.actions:
+            t = a.action_type
+            out += [(f"action ({t})", a.action, False), (f"negative_consequence ({t})", a.negative_consequence, True)]
+            out += [(f"reason ({t})", r, False) for r in [*a.reason_direct, *a.reason_indirect]]
+            out += [(f"party ({t})", p, False) for p in [*a.parties_direct, *a.parties_indirect]]
+        return out
+
+    def distinct_fields(self, record: Record) -> list[tuple[str, str, str, str]]:
+        assert isinstance(record, Dilemma)
+        by_type = {a.action_type: a for a in record.actions}
+        if set(by_type) != set(ACTION_TYPES):
+            return []
+        a, b = by_type["to_do"], by_type["not_to_do"]
+        return [("action (to_do)", a.action, "action (not_to_do)", b.action),
+                ("negative_consequence (to_do)", a.negative_consequence,
+                 "negative_consequence (not_to_do)", b.negative_consequence)]

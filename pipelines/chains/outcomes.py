@@ -159,6 +159,9 @@ class OutcomeComparisonChain(Chain):
             ))
         return records
 
+    def echo_fields(self, record: Record) -> list[tuple[str, str, bool]]:
+        return []  # the outcome texts are the inputs, and the answers are letters
+
     def text_of(self, record: Record) -> str:
         assert isinstance(record, OutcomeComparison)
         return f"A: {record.option_a.description}\nB: {record.option_b.description}"

@@ -204,6 +204,10 @@ class PerspectiveChain(Chain):
         assert isinstance(record, Perspective)
         return record.description
 
+    def echo_fields(self, record: Record) -> list[tuple[str, str, bool]]:
+        assert isinstance(record, Perspective)
+        return [("description", record.description, False)]
+
     def leakage(self, record: Record) -> list[tuple[str, list[str]]]:
         assert isinstance(record, Perspective)
         return [(record.description, CATEGORY_TERMS)]

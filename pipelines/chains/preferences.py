@@ -186,6 +186,10 @@ class PreferencePairChain(Chain):
         assert isinstance(record, PreferencePair)
         return f"{record.prompt}\n{record.chosen}"
 
+    def echo_fields(self, record: Record) -> list[tuple[str, str, bool]]:
+        assert isinstance(record, PreferencePair)
+        return [("prompt", record.prompt, True), ("chosen", record.chosen, True), ("rejected", record.rejected, True)]
+
     def check(self, record: Record) -> tuple[str, str] | None:
         assert isinstance(record, PreferencePair)
         for side in ("chosen", "rejected"):

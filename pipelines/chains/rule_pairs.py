@@ -201,6 +201,10 @@ class RulePairChain(Chain):
         assert isinstance(record, RulePairDilemma)
         return record.scene
 
+    def echo_fields(self, record: Record) -> list[tuple[str, str, bool]]:
+        assert isinstance(record, RulePairDilemma)
+        return [("scene", record.scene, False), *((f"option ({o.follows})", o.text, False) for o in record.options)]
+
     def check(self, record: Record) -> tuple[str, str] | None:
         assert isinstance(record, RulePairDilemma)
         if not record.contradiction:

@@ -338,6 +338,11 @@ class ValueRuleChain(Chain):
         assert isinstance(record, ValueRule)
         return record.rule
 
+    def echo_fields(self, record: Record) -> list[tuple[str, str, bool]]:
+        assert isinstance(record, ValueRule)
+        return [("rule", record.rule, False), ("scene", record.scene, True),
+                ("translation", record.translation or "", False)]
+
     def check(self, record: Record) -> tuple[str, str] | None:
         assert isinstance(record, ValueRule)
         if record.relevance == 0:

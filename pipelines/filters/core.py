@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from valuecorpus.pipelines.filters.echo import PromptEcho, RepeatedFields, echo_in_record, prompt_echo
 from valuecorpus.pipelines.filters.text import find_terms, language_confidence, shingles, text_hash
 from valuecorpus.schemas.records import Record
 from valuecorpus.schemas.run_tables import FilteredSample
@@ -36,7 +37,8 @@ def _schema_problem(record: Record) -> str | None:
     return None
 
 
-def _per_record(chain: Chain, record: Record, language: str) -> tuple[str, str, float | None] | None:
+def _per_record(chain: Chain, record: Record, language: str, echo: PromptEcho | None = None
+                ) -> tuple[str, str, float | None] | None:
     """The first per-record filter that drops the record: (filter, reason, score)."""
     f = chain.recipe.filters
     if f.schema_validity and (problem := _schema_problem(record)):
@@ -56,6 +58,8 @@ def _per_record(chain: Chain, record: Record, language: str) -> tuple[str, str, 
         for leak_text, terms in chain.leakage(record):
             if found_terms := find_terms(leak_text, terms):
                 return "leakage", f"names {', '.join(repr(t) for t in found_terms[:5])}", None
+    if echo is not None and (why := echo_in_record(chain, record, echo)):
+        return "echo", why, None
     return None
 
 
@@ -66,9 +70,11 @@ def apply_filters(chain: Chain, records: list[Record], published: list[tuple[str
     f = chain.recipe.filters
     out = FilterResult()
     survivors: list[Record] = []
+    echo = prompt_echo(chain) if f.echo.enabled and records else None
+    repeats = RepeatedFields(f.echo.min_words) if f.echo.enabled else None
     for record in sorted(records, key=lambda r: r.id):  # order-independent: smallest id wins a duplicate
         lang = (languages or {}).get(record.provenance.plan_item or "", "en")
-        if dropped := _per_record(chain, record, lang):
+        if dropped := _per_record(chain, record, lang, echo):
             _drop(out, record, dropped[0], dropped[1], score=dropped[2])
         else:
             survivors.append(record)
@@ -82,6 +88,9 @@ def apply_filters(chain: Chain, records: list[Record], published: list[tuple[str
     for record in survivors:
         text = chain.text_of(record)
         if not text:
+            if repeats is not None and (hit := repeats.repeated(chain, record)):
+                _drop(out, record, "echo", hit[0], matched=hit[1])
+                continue
             out.kept.append(record)
             continue
         key = text_hash(text)
@@ -97,6 +106,10 @@ def apply_filters(chain: Chain, records: list[Record], published: list[tuple[str
                 _drop(out, record, "near_duplicate", f"similar to {other} in {where} (Jaccard ≈ {score:.2f})",
                       matched=other, score=score)
                 continue
+        if repeats is not None and (hit := repeats.repeated(chain, record)):
+            _drop(out, record, "echo", hit[0], matched=hit[1])
+            continue
+        if lsh is not None:
             lsh.add(record.id, text)
         seen.setdefault(key, record.id)
         out.kept.append(record)
