@@ -37,7 +37,7 @@ class Copying(Responder):
         self.shown: Counter[str] = Counter()
 
     def answer(self, request: dict[str, Any]) -> Any:
-        props = set(((request["schema"] or {}).get("properties") or {}))
+        props = set((request["schema"] or {}).get("properties") or {})
         user = request["last_user"]
         out = super().answer(request)
         if {"background", "conflict", "question"} <= props:

@@ -36,7 +36,7 @@ class Recorder:
         self.seeds: Counter[str] = Counter()
 
     def __call__(self, request: dict[str, Any]) -> None:
-        props = set(((request["schema"] or {}).get("properties") or {}))
+        props = set((request["schema"] or {}).get("properties") or {})
         body = hashlib.sha256(json.dumps(request["body"], sort_keys=True).encode()).hexdigest()
         if props == self.first_step:
             self.first[body] += 1
