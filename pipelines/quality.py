@@ -48,7 +48,7 @@ def quality_report(layout: RunLayout) -> dict[str, Any]:
         "duplicate_rate": round((filtered_by.get("exact_duplicate", 0) + filtered_by.get("near_duplicate", 0))
                                 / generated, 4) if generated else None,
         "tokens": m.tokens, "cost_usd": m.cost_usd, "dead_letters": dead_classes, "filtered": filtered_by,
-        "timings": m.timings, "coverage": {},
+        "timings": m.timings, "coverage": {}, "seed_pool": extra.get("seed_pool") or {},
     }
     if layout.plan.exists():
         plan = [json.loads(s) for s in pq.read_table(layout.plan, columns=["item"]).column("item").to_pylist()]
@@ -92,6 +92,13 @@ def render_report(report: dict[str, Any]) -> Any:
     head.add_row("cost", f"${report['cost_usd']:.4f}")
     head.add_row("dead letters", ", ".join(f"{k} {v}" for k, v in report["dead_letters"].items()) or "none")
     head.add_row("filtered", ", ".join(f"{k} {v}" for k, v in report["filtered"].items()) or "none")
+    seeds = report.get("seed_pool") or {}
+    if seeds.get("distinct_seeds_used") is not None:
+        sources = ", ".join(f"{n} {s}" for s, n in (seeds.get("by_source") or {}).items())
+        head.add_row("seed situations", f"{seeds['distinct_seeds_used']} distinct for {seeds['planned']} plan items "
+                                        f"(pool: {sources}; {seeds.get('duplicates', 0)} duplicates)")
+    if seeds.get("note"):
+        head.add_row("note", seeds["note"])
     cov = Table("stratum axis", "values", "planned max/min", "kept max/min", title="coverage")
     for axis, c in report["coverage"].items():
         cov.add_row(axis, str(c["values"]), str(c["planned_max_min"]), str(c["kept_max_min"]))

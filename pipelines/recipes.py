@@ -136,7 +136,7 @@ class SeedsSection(_Strict):
 
     shipped: bool = Field(True, description="use the seeds shipped with the chain")
     propose: bool = Field(True, description="when the pool is short, ask the model for more (the seed stage)")
-    per_request: int = Field(20, ge=1, le=100, description="seeds asked of the model per proposal request")
+    per_request: int = Field(10, ge=1, le=100, description="seeds asked of the model per proposal request")
     max_rounds: int = Field(3, ge=1, le=20, description="proposal rounds before the pool counts as exhausted")
     when_short: Literal["refuse", "cap"] | None = Field(
         None, description="more plan items than distinct seeds: refuse (one error line with the number the "

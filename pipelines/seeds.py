@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from valuecorpus.pipelines.engine.config import EngineConfig
     from valuecorpus.pipelines.engine.types import GenerationRequest
 
-SEED_MAX_CHARS = 90  # a seed is a phrase or one short sentence
+SEED_MAX_CHARS = 80  # a seed is a phrase or one short sentence
 OVERSHOOT = 1.25  # proposals asked beyond the need: duplicates are dropped
 
 

@@ -45,7 +45,7 @@ class Copying(Responder):
             if mode(seed) == SAME_ACTIONS:
                 out["alternative"] = out["action"]
         elif props == {"story"}:
-            self.shown[re.search(r"Example: (\{.*\})", user).group(1)] += 1
+            self.shown[re.search(r"another dilemma[^:]*: (\{.*\})", user).group(1)] += 1
             seed = re.search(r"Should you go ahead with (.+?)\?", user).group(1)
             to_do = "You decide: Go ahead" in user
             if mode(seed) == COPY:
