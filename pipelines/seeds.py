@@ -227,6 +227,13 @@ def seed_plan(chain: Chain, items: list[dict[str, Any]], config: EngineConfig | 
         what = chain.capacity_note()
     if reachable < recipe.count:
         where = recipe.source_path or recipe.name
+        stopped = sum(1 for d in (pool.dead_letters if pool else []) if d.error_class == "budget_exhausted")
+        if stopped:
+            from valuecorpus.schemas.errors import BudgetExhausted
+
+            raise BudgetExhausted(f"cost or token cap reached in the seed stage: {stopped} seed proposal requests "
+                                  f"not sent, {reachable} of {recipe.count} plan items have a seed; nothing was "
+                                  "staged (the proposals made are cached)")
         if policy == "refuse":
             paid = " (the proposals are cached: a rerun does not pay for them again)" if pool and pool.requests else ""
             raise RecipeError(
