@@ -138,6 +138,16 @@ class RunLayout:
         return self.path / "batches.json"
 
     @property
+    def curation_dir(self) -> Path:
+        """Curation's files: `decisions.parquet` (one row per annotation), `resolutions.parquet` (one row per
+        sample: status, verdict, batch), `originals/` of edited records."""
+        return self.path / "curation"
+
+    @property
+    def resolutions(self) -> Path:
+        return self.curation_dir / "resolutions.parquet"
+
+    @property
     def work_dir(self) -> Path:
         """Scratch space for a run in progress (Beam shards, partial outputs)."""
         return self.path / "_work"

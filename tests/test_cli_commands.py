@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from valuecorpus.cli import app
 
 HEAVY = ["apache_beam", "great_expectations", "datasets", "llama_cpp", "label_studio_sdk", "duckdb", "pyarrow",
-         "pandas", "openai", "torch"]
+         "pandas", "openai", "torch", "plotly", "jinja2"]
 
 
 def command_paths(cmd: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -30,7 +30,7 @@ def test_every_command_answers_help() -> None:
     # the commands each component contributes are all registered
     for expected in ["import", "taxonomy list", "generate", "runs", "run show", "run resume", "cache stats",
                      "publish", "versions", "sql", "diff", "annotation server start", "curate push", "curate pull",
-                     "curate status", "utilities fit"]:
+                     "curate status", "utilities fit", "export", "report"]:
         assert expected in names, f"missing command: {expected}"
     runner = CliRunner()
     for path in paths:

@@ -3,7 +3,8 @@ and a read-only DuckDB catalog.
 
 Public API (imported lazily so that importing the package stays cheap):
 `publish`, `latest_version`, `list_versions`, `version_info`, `load_version`, `load_records`,
-`verify_version`, `query`, `diff_versions`.
+`verify_version`, `query`, `diff_versions`, `export` (training and evaluation files), `write_report` (the HTML
+report).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _API = {
     "verify_version": "versions", "version_numbers": "versions",
     "query": "catalog", "connect": "catalog",
     "diff_versions": "diff",
+    "export": "exports", "write_report": "report",
 }
 
 __all__ = sorted(_API)

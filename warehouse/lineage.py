@@ -33,6 +33,8 @@ def _run_entry(home: DataHome, layout: RunLayout, manifest: RunManifest, seen: s
         "filtered": manifest.filtered,
         "models": manifest.models,
         "prompt_versions": manifest.prompt_versions,
+        "tokens": manifest.tokens,
+        "cost_usd": manifest.cost_usd,
         "source_files": [f.model_dump() for f in manifest.source_files],
         "parent_runs": [],
     }

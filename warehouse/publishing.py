@@ -37,9 +37,18 @@ from valuecorpus.schemas.layout import (
     write_json_atomic,
 )
 from valuecorpus.schemas.records import record_type
-from valuecorpus.warehouse.card import render_card
+from valuecorpus.warehouse.card import record_languages, render_card
+from valuecorpus.warehouse.changelog import changelog
 from valuecorpus.warehouse.lineage import build_lineage, collect_sources
-from valuecorpus.warehouse.versions import CARD, MANIFEST, VERSION_DIR_RE, as_home, data_path, version_info
+from valuecorpus.warehouse.versions import (
+    CARD,
+    MANIFEST,
+    VERSION_DIR_RE,
+    as_home,
+    data_path,
+    latest_version,
+    version_info,
+)
 
 # Named moments of a publish, in order; `on_step` is called at each (the crash tests stop the process there).
 PUBLISH_STEPS = ("validated", "temp-created", "data-copied", "lineage-built", "locked", "card-written",
@@ -198,6 +207,12 @@ def publish(home: DataHome | str | Path, run: RunLayout | str | Path, dataset: s
 
         lineage, taxonomy_versions = build_lineage(home, layout, run_manifest)
         sources = collect_sources(run_manifest, [layout.records(k) for k in kinds])
+        new_files = {k: [tmp / data_path(k)] for k in kinds}
+        languages = record_languages(new_files)
+        # The card's changelog is computed before the lock (it reads both versions) and again inside it only
+        # when another publisher got a version in meanwhile.
+        base = latest_version(home, dataset)
+        changes = changelog(home, dataset, base, new_files)
         step("lineage-built")
 
         with _dataset_lock(dataset_dir):
@@ -218,7 +233,10 @@ def publish(home: DataHome | str | Path, run: RunLayout | str | Path, dataset: s
                     previous.manifest, "content_sha256", None) == content_sha else None,
             )
             schemas = {k: pq.read_schema(tmp / data_path(k)) for k in kinds}
-            (tmp / CARD).write_text(render_card(manifest, schemas), encoding="utf-8")
+            if (prior := latest_version(home, dataset)) != base:
+                changes = changelog(home, dataset, prior, new_files)
+            card = render_card(manifest, schemas, changes=changes, languages=languages)
+            (tmp / CARD).write_text(card, encoding="utf-8")
             _fsync(tmp / CARD)
             manifest.files.append(_file_entry(tmp, CARD))
             step("card-written")

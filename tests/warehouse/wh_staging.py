@@ -58,7 +58,8 @@ def stage_run(home: Path, run_id: str, records: dict[str, list[Any]], origin: st
     layout.write_manifest(RunManifest(
         run_id=run_id, origin=origin, kinds=sorted(records), counts=counts,
         source_files=[SourceFile(path=p.name, sha256=sha256_file(p)) for p in source_files],
-        taxonomy_versions={"dailydilemmas_values": "1.0"}, toolkit_version="0.1.0", **manifest,
+        taxonomy_versions=manifest.pop("taxonomy_versions", {"dailydilemmas_values": "1.0"}),
+        toolkit_version="0.1.0", **manifest,
     ))
     return layout.path
 

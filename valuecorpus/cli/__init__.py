@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 
 # Command modules, in the order a record flows through the toolkit.
-COMMAND_MODULES = ["data", "taxonomy", "generate", "utilities", "curate", "warehouse", "cache", "engine"]
+COMMAND_MODULES = ["data", "taxonomy", "generate", "utilities", "curate", "warehouse", "outputs", "cache", "engine"]
 
 
 @app.callback()
