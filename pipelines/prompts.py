@@ -40,6 +40,7 @@ TEMPLATE_SUFFIX = ".yaml"
 PARTS = ("system", "user")
 _ALLOWED_KEYS = {"description", "examples", *PARTS}
 _JINJA_TAG = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
+_QUOTED = re.compile(r'"([^"\n]{3,})"')
 
 
 def prompts_dir() -> Path:
@@ -107,6 +108,7 @@ class Template:
         """The template's own words: the literal runs between its variables and tags, and every string of
         every example. Output that copies them is an echo of the prompt, not new text."""
         out = [seg.strip() for part in self.parts.values() for seg in _JINJA_TAG.split(part) if seg.strip()]
+        out += [q for seg in list(out) for q in _QUOTED.findall(seg)]  # an example written inline: its strings
 
         def strings(value: Any) -> list[str]:
             if isinstance(value, str):
