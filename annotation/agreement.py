@@ -1,4 +1,5 @@
-"""Inter-annotator agreement: Cohen's κ, Fleiss' κ (statsmodels) and Krippendorff's α (`krippendorff`).
+"""Inter-annotator agreement: Cohen's κ, Fleiss' κ (statsmodels), Krippendorff's α (`krippendorff`), and for
+set-valued fields (value labels) Krippendorff's α with MASI / Jaccard distance (NLTK) plus per-value κ.
 
 Input everywhere is a mapping item → {annotator: value}; a missing value is simply absent. Each statistic is
 computed only where its assumptions hold and is otherwise reported as None with the reason in `note`:
@@ -109,4 +110,66 @@ def field_agreement(ratings: Ratings, level: str = "nominal", categories: Sequen
         out["fleiss_items"] = len(same)
         out["fleiss_kappa"] = fleiss_kappa(same, categories if level == "nominal" else None)
     out["krippendorff_alpha"] = krippendorff_alpha(ratings, level, categories if level != "nominal" else None)
+    return out
+
+
+# --- set-valued fields (value labels) ---------------------------------------------------------------------------
+
+SET_DISTANCES = ("masi", "jaccard")
+_DISTANCE_NAMES = {"masi": "MASI", "jaccard": "Jaccard"}
+
+
+def _set_distance(name: str) -> Any:
+    """NLTK's MASI (Passonneau 2006) or Jaccard distance, defined for two empty sets as well (distance 0)."""
+    from nltk.metrics.distance import jaccard_distance, masi_distance
+
+    base = masi_distance if name == "masi" else jaccard_distance
+
+    def distance(a: frozenset[str], b: frozenset[str]) -> float:
+        if not a and not b:
+            return 0.0
+        if not a or not b:
+            return 1.0
+        return float(base(set(a), set(b)))
+    return distance
+
+
+def set_alpha(ratings: Ratings, distance: str = "masi") -> float | None:
+    """Krippendorff's α for set-valued ratings (NLTK's `AnnotationTask` with a set distance): partial overlap
+    counts as partial agreement, where an exact-set comparison would count it as total disagreement."""
+    from nltk.metrics.agreement import AnnotationTask
+
+    if distance not in SET_DISTANCES:
+        raise ValueError(f"unknown set distance {distance!r} (one of {', '.join(SET_DISTANCES)})")
+    pairable = {item: r for item, r in ratings.items() if len(r) >= 2}
+    annotators = {a for r in pairable.values() for a in r}
+    values = {frozenset(v) for r in pairable.values() for v in r.values()}
+    if len(annotators) < 2 or len(values) < 2:
+        return None  # nothing rated twice, or one set only: α is undefined
+    data = [(a, item, frozenset(v)) for item, r in sorted(pairable.items()) for a, v in sorted(r.items())]
+    try:
+        return _finite(AnnotationTask(data=data, distance=_set_distance(distance)).alpha())
+    except ZeroDivisionError:
+        return None
+
+
+def set_field_agreement(ratings: Ratings) -> dict[str, dict[str, Any]]:
+    """Agreement on a set-valued field: α with MASI and with Jaccard distance over the whole sets, and per value
+    (chosen or not, by each annotator who rated the item) Cohen's / Fleiss' κ and nominal α."""
+    annotators = sorted({a for per_item in ratings.values() for a in per_item})
+    counts = {
+        "items": len(ratings), "items_multiply_rated": sum(1 for r in ratings.values() if len(r) >= 2),
+        "annotators": len(annotators), "ratings": sum(len(r) for r in ratings.values()),
+        "cohen_kappa": None, "fleiss_kappa": None, "fleiss_items": 0,
+    }
+    out: dict[str, dict[str, Any]] = {
+        f"value_labels [set, {_DISTANCE_NAMES[name]}]": {**counts, "krippendorff_alpha": set_alpha(ratings, name),
+                                        "level": f"set, {_DISTANCE_NAMES[name]} distance"}
+        for name in SET_DISTANCES
+    }
+    chosen = sorted({v for per_item in ratings.values() for labels in per_item.values() for v in labels})
+    for value in chosen:
+        binary = {item: {a: value in labels for a, labels in per_item.items()} for item, per_item in ratings.items()}
+        stats = field_agreement(binary, "nominal", (False, True))
+        out[f"value_labels [per value] {value}"] = {**stats, "level": "per value: chosen or not"}
     return out

@@ -1,8 +1,12 @@
 """The Label Studio projects of a run: one per (kind, batch) for review, one per (kind, batch) for adjudication.
 
-The registry `<run>/curation/projects.json` remembers them; each project's description also carries a marker
-(`valuecorpus:<run>:<kind>:<batch>:<role>`), so a project created by a push that was killed before the registry
-was written is found again rather than created twice. Titles are short (Label Studio allows 50 characters).
+The registry `<run>/curation/projects.json` remembers them; each project's label config also carries a marker
+(`<!-- valuecorpus:<run>:<kind>:<batch>:<role> -->`: Label Studio keeps it with the project, and the labeling UI
+never shows a config comment), so a project created by a push that was killed before the registry was written is
+found again rather than created twice. Projects made before the marker moved there carry it as their description
+and are found too. The description is for people (run, kind, batch, role); the expert instructions, a template
+per kind, are shown before labeling. Titles fit Label Studio's 50 characters without cutting a run id: the run
+id is in the title only when it fits whole, and always in the description.
 """
 
 from __future__ import annotations
@@ -41,10 +45,22 @@ def marker(run_id: str, kind: str, batch: str, role: str) -> str:
     return f"valuecorpus:{run_id}:{kind}:{batch}:{role}"
 
 
+TITLE_MAX = 50  # Label Studio's limit
+
+
 def title(run_id: str, kind: str, batch: str, role: str) -> str:
-    suffix = f" {kind}/{batch}" + (" adjudication" if role == ADJUDICATION else "")
-    head = run_id[: max(3, 50 - len(suffix))]
-    return (head + suffix)[:50]
+    base = f"{kind}/{batch}" + (" adjudication" if role == ADJUDICATION else "")
+    full = f"{base} · {run_id}"
+    return full if len(full) <= TITLE_MAX else base[:TITLE_MAX]
+
+
+def description(run_id: str, kind: str, batch: str, role: str) -> str:
+    what = "adjudication of disagreements" if role == ADJUDICATION else "expert review"
+    return f"{what}: {kind} samples of run {run_id}, batch {batch}"
+
+
+def _has_marker(project: Any, mark: str) -> bool:
+    return f"<!-- {mark} -->" in (project.label_config or "") or (project.description or "").strip() == mark
 
 
 def load(run: RunLayout) -> dict[str, ProjectRef]:
@@ -62,9 +78,11 @@ def save(run: RunLayout, refs: dict[str, ProjectRef]) -> None:
 
 
 def find_or_create(client: Any, run: RunLayout, refs: dict[str, ProjectRef], kind: str, batch: str, role: str,
-                   label_config: str, taxonomy: str | None, overlap: int) -> tuple[ProjectRef, bool]:
+                   label_config: str, taxonomy: str | None, overlap: int, instructions: str = ""
+                   ) -> tuple[ProjectRef, bool]:
     """The project for (kind, batch, role): from the registry, else by its marker, else newly created.
-    Returns (ref, created)."""
+    `label_config` must carry the marker comment (`configs.render(..., marker=marker(...))`). Returns (ref,
+    created)."""
     from label_studio_sdk.core.api_error import ApiError
 
     key = f"{kind}:{batch}:{role}"
@@ -78,13 +96,14 @@ def find_or_create(client: Any, run: RunLayout, refs: dict[str, ProjectRef], kin
             if exc.status_code != 404:
                 raise
             # deleted in Label Studio: fall through and look it up by marker / recreate
-    found = next((p for p in client.projects.list() if (p.description or "").strip() == mark), None)
+    found = next((p for p in client.projects.list() if _has_marker(p, mark)), None)
     created = found is None
     if found is None:
         try:
             found = client.projects.create(
-                title=title(run.run_id, kind, batch, role), description=mark, label_config=label_config,
-                maximum_annotations=max(1, overlap),
+                title=title(run.run_id, kind, batch, role), description=description(run.run_id, kind, batch, role),
+                label_config=label_config, maximum_annotations=max(1, overlap),
+                expert_instruction=instructions, show_instruction=bool(instructions),
             )
         except ApiError as exc:
             body = exc.body if isinstance(exc.body, dict) else {}

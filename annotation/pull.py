@@ -61,10 +61,17 @@ def parse_result(kind: str, result: list[dict[str, Any]], data: dict[str, Any]) 
     """verdict, edits, labels, other choices, rating, comment from one annotation's result list."""
     out: dict[str, Any] = {"verdict": None, "edits": {}, "labels": [], "choices": {}, "rating": None,
                            "comment": None}
-    editable = {f.key for f in spec(kind).editable}
+    s = spec(kind)
+    editable = {f.key for f in s.editable}
     for item in result or []:
         name, value = item.get("from_name"), item.get("value") or {}
-        if "choices" in value:
+        if "taxonomy" in value and name == "value_labels":
+            # a Taxonomy result is a list of paths (aliases from the root): the value is the last step, under
+            # its record-part group where the picker is grouped (a dilemma's `to_do/trust`)
+            paths = [p for p in value["taxonomy"] if p]
+            out["labels"] = sorted({f"{p[0]}/{p[-1]}" if s.label_groups else str(p[-1]) for p in paths
+                                    if not s.label_groups or len(p) >= 2})
+        elif "choices" in value:
             chosen = [str(c) for c in value["choices"]]
             if name == "verdict":
                 out["verdict"] = chosen[0] if chosen and chosen[0] in VERDICTS else None
@@ -80,10 +87,15 @@ def parse_result(kind: str, result: list[dict[str, Any]], data: dict[str, Any]) 
             if name == "comment":
                 out["comment"] = text.strip() or None
             elif name and name.startswith("edit_") and name[5:] in editable:
+                # the box starts with the current text: unchanged (or emptied) is no edit
                 key = name[5:]
-                if text.strip() and text.strip() != str(data.get(key, "")).strip():
+                if text.strip() and _lines(text) != _lines(str(data.get(key, ""))):
                     out["edits"][key] = text.strip()
     return out
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.strip().splitlines() if line.strip()]
 
 
 @dataclass

@@ -53,15 +53,17 @@ def existing_sample_ids(client: Any, project_id: int) -> dict[str, list[int]]:
     return out
 
 
-def _label_prediction(kind: str, rec: dict[str, Any], allowed: set[str] | None) -> list[dict[str, Any]]:
+def _label_prediction(kind: str, rec: dict[str, Any]) -> list[dict[str, Any]]:
     s = spec(kind)
     to_name = s.fields[0].key
     result: list[dict[str, Any]] = []
-    if s.labels is not None and allowed is not None:
-        labels = [v for v in s.labels(rec) if v in allowed]
-        if labels:
-            result.append({"from_name": "value_labels", "to_name": to_name, "type": "choices",
-                           "value": {"choices": labels}})
+    if s.labels is not None and s.taxonomy is not None:
+        parent = s.label_parent(rec) if s.label_parent else None
+        paths = [configs.label_path(s.taxonomy, v, s.label_groups, parent) for v in s.labels(rec)]
+        paths = [p for p in paths if p]  # a label outside the taxonomy is not offered, so not pre-selected
+        if paths:
+            result.append({"from_name": "value_labels", "to_name": to_name, "type": "taxonomy",
+                           "value": {"taxonomy": paths}})
     for name, getter in s.choices.items():
         value = getter(rec)
         if value:
@@ -69,20 +71,13 @@ def _label_prediction(kind: str, rec: dict[str, Any], allowed: set[str] | None) 
     return result
 
 
-def _taxonomy_names(kind: str) -> set[str] | None:
-    name = spec(kind).taxonomy
-    if name is None:
-        return None
-    from valuecorpus.schemas.taxonomies.loader import load_taxonomy
-
-    return {n.name for n in load_taxonomy(name).nodes_at()}
-
-
 def push(client: Any, run: RunLayout, batch: str = "main", overlap: int = 1, kinds: list[str] | None = None,
          chunk_size: int = 200, on_chunk: Callable[[str, int, int], None] | None = None,
-         role: str = projects.REVIEW, only: dict[str, set[str]] | None = None) -> PushReport:
+         role: str = projects.REVIEW, only: dict[str, set[str]] | None = None,
+         extra: dict[str, dict[str, Any]] | None = None) -> PushReport:
     """Push the run's curated kinds (or `kinds`) as one project per kind for `batch`. `role` adjudication with
-    `only` (kind -> sample ids) sends just those samples to the adjudication project."""
+    `only` (kind -> sample ids) sends just those samples to the adjudication project; `extra` (sample id ->
+    task data) adds what an adjudicator sees beside the sample."""
     import re
 
     from valuecorpus.schemas.arrow import read_records
@@ -115,19 +110,20 @@ def push(client: Any, run: RunLayout, batch: str = "main", overlap: int = 1, kin
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
             raise ValueCorpusError(f"{run.records(kind)}: sample id '{dup}' appears more than once")
-        xml, tax_ref = configs.render(kind)
-        ref, created = projects.find_or_create(client, run, refs, kind, batch, role, xml, tax_ref, overlap)
+        xml, tax_ref = configs.render(kind, role, projects.marker(run.run_id, kind, batch, role))
+        ref, created = projects.find_or_create(client, run, refs, kind, batch, role, xml, tax_ref, overlap,
+                                               configs.instructions(kind, role))
         existing = existing_sample_ids(client, ref.project_id)
         todo = [r for r in records if r.id not in existing]
-        allowed = _taxonomy_names(kind)
         n_chunks = n_pred = 0
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start:start + chunk_size]
             payload = []
             for r in chunk:
                 rec = r.model_dump(mode="json")
-                item: dict[str, Any] = {"data": task_data(r, kind, run.run_id, batch, overlap)}
-                result = _label_prediction(kind, rec, allowed)
+                item: dict[str, Any] = {"data": {**task_data(r, kind, run.run_id, batch, overlap),
+                                                 **(extra or {}).get(r.id, {})}}
+                result = _label_prediction(kind, rec)
                 if result:
                     model = r.provenance.generator_model or f"{r.provenance.origin}:{r.provenance.source_dataset or ''}"
                     item["predictions"] = [{"model_version": model[:200], "result": result}]
@@ -144,11 +140,40 @@ def push(client: Any, run: RunLayout, batch: str = "main", overlap: int = 1, kin
     return report
 
 
-def adjudicate(client: Any, run: RunLayout, resolutions: list[dict[str, Any]]) -> list[PushReport]:
-    """Send every sample that needs adjudication to its (kind, batch) adjudication project (idempotent)."""
+def reviews_text(kind: str, decisions: list[dict[str, Any]]) -> str:
+    """The reviewers' decisions on one sample as plain text for the adjudicator: per pseudonymous reviewer the
+    verdict, rating, comment, each proposed edit in full, and the values chosen."""
+    import json
+
+    labels = {f.key: f.key.replace("_", " ") for f in spec(kind).editable}
+    blocks = []
+    for d in sorted(decisions, key=lambda d: d["annotation_id"]):
+        lines = [f"{d['annotator']}: {d['verdict'] or 'no verdict'}, rating "
+                 f"{d['rating'] if d['rating'] is not None else '–'}"]
+        if d.get("comment"):
+            lines.append(f"  comment: {d['comment']}")
+        for key, text in sorted(json.loads(d.get("edits") or "{}").items()):
+            lines.append(f"  proposed {labels.get(key, key)}: {text}")
+        if d.get("labels"):
+            lines.append(f"  values: {', '.join(d['labels'])}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) or "no review annotations"
+
+
+def adjudicate(client: Any, run: RunLayout, resolutions: list[dict[str, Any]],
+               decisions: list[dict[str, Any]] | None = None) -> list[PushReport]:
+    """Send every sample that needs adjudication to its (kind, batch) adjudication project (idempotent), with
+    the reviewers' decisions shown beside it."""
+    from valuecorpus.annotation.configs import REVIEWS_KEY
+
     groups: dict[tuple[str, str], set[str]] = {}
     for r in resolutions:
         if r["status"] == "needs_adjudication":
             groups.setdefault((r["kind"], r["batch"]), set()).add(r["sample_id"])
-    return [push(client, run, batch=batch, overlap=1, kinds=[kind], role=projects.ADJUDICATION, only={kind: ids})
+    reviews: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for d in decisions or []:
+        if d["role"] == projects.REVIEW:
+            reviews.setdefault((d["kind"], d["sample_id"]), []).append(d)
+    return [push(client, run, batch=batch, overlap=1, kinds=[kind], role=projects.ADJUDICATION, only={kind: ids},
+                 extra={sid: {REVIEWS_KEY: reviews_text(kind, reviews.get((kind, sid), []))} for sid in ids})
             for (kind, batch), ids in sorted(groups.items())]

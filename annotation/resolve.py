@@ -3,9 +3,15 @@ whose decision wins.
 
 A sample is `pending` until it has the number of review annotations asked for at push time (`--overlap`),
 `needs_adjudication` when the top verdict is tied or its share is under `min_majority`, `resolved` otherwise,
-and `adjudicated` once an adjudicator decided. Edits count only under a `needs_edit` outcome: per field, the
-adjudicator's edit, else the earliest edit by an annotator who voted `needs_edit`. Value labels are those
-chosen by more than half of the annotators (or the adjudicator's).
+and `adjudicated` once an adjudicator decided.
+
+Edits count only under a `needs_edit` outcome. Per field, the applied edit is (rule names as recorded in each
+record's `provenance.edits`): `adjudicator` — the adjudicator's edit; else `majority` — the same text proposed by
+more than half (and at least two) of the reviewers who voted `needs_edit` and edited that field; else `first` —
+the earliest such proposal. Value labels are those chosen by more than half of the reviewers (`majority`), or
+the adjudicator's when they chose any (`adjudicator`); they are written into the record only then, and a
+majority counts only when more than half of the reviewers submitted a label set at all (`labels_rule` is empty
+otherwise and the record keeps its labels).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from statistics import median
 from typing import Any
 
 from valuecorpus.annotation import projects
-from valuecorpus.annotation.agreement import field_agreement
+from valuecorpus.annotation.agreement import field_agreement, set_field_agreement
 from valuecorpus.annotation.pull import VERDICTS
 from valuecorpus.schemas.layout import RunLayout
 
@@ -32,7 +38,9 @@ def resolutions_schema() -> Any:
         ("verdict", pa.string()), ("majority_share", pa.float64()), ("annotations", pa.int64()),
         ("required", pa.int64()), ("votes", pa.string()), ("edits", pa.string()), ("labels", pa.list_(pa.string())),
         ("choices", pa.string()), ("rating", pa.float64()), ("adjudicated", pa.bool_()),
-        ("decisions", pa.string()),  # JSON list: [{annotator, verdict, rating, comment}] for provenance
+        ("decisions", pa.string()),  # JSON list of AnnotatorDecision dicts, for provenance
+        ("edit_sources", pa.string()),  # JSON: field -> {rule, annotator, proposals} (AppliedEdit)
+        ("labels_rule", pa.string()),  # majority | adjudicator | null (labels not written back)
     ])
 
 
@@ -72,23 +80,48 @@ def resolve_sample(reviews: list[dict[str, Any]], adjudications: list[dict[str, 
         out.update(status="resolved", verdict=ranked[0][0])
         deciding = []
     edits: dict[str, str] = {}
+    sources: dict[str, dict[str, Any]] = {}
     if out["verdict"] == "needs_edit":
-        sources = deciding + [d for d in reviews if d["verdict"] == "needs_edit"]
-        for d in sources:
-            for key, text in json.loads(d["edits"] or "{}").items():
-                edits.setdefault(key, text)
-    out["edits"] = edits
+        for key, text in json.loads((deciding[0]["edits"] if deciding else None) or "{}").items():
+            edits[key] = text
+            sources[key] = {"rule": "adjudicator", "annotator": f"adj:{deciding[0]['annotator']}", "proposals": 1}
+        proposals: dict[str, list[tuple[str, str]]] = defaultdict(list)  # field -> [(annotator, text)], oldest first
+        for d in reviews:
+            if d["verdict"] == "needs_edit":
+                for key, text in json.loads(d["edits"] or "{}").items():
+                    proposals[key].append((d["annotator"], text))
+        for key, props in proposals.items():
+            if key in edits:
+                sources[key]["proposals"] += len(props)
+                continue
+            text, n = Counter(t for _, t in props).most_common(1)[0]
+            if n >= 2 and n * 2 > len(props):
+                who = next(a for a, t in props if t == text)
+                edits[key], sources[key] = text, {"rule": "majority", "annotator": who, "proposals": len(props)}
+            else:
+                who, text = props[0]
+                edits[key], sources[key] = text, {"rule": "first", "annotator": who, "proposals": len(props)}
+    out["edits"], out["edit_sources"] = edits, sources
     if deciding and deciding[0]["labels"]:
-        out["labels"] = list(deciding[0]["labels"])
+        out["labels"], out["labels_rule"] = list(deciding[0]["labels"]), "adjudicator"
     else:
         counts = Counter(label for d in reviews for label in d["labels"] or [])
         out["labels"] = sorted(label for label, n in counts.items() if n * 2 > len(reviews))
+        with_labels = sum(1 for d in reviews if d["labels"])
+        out["labels_rule"] = "majority" if out["labels"] and with_labels * 2 > len(reviews) else None
     choice_sets = [json.loads(d["choices"] or "{}") for d in (deciding or reviews)]
     names = sorted({k for c in choice_sets for k in c})
     out["choices"] = {k: _majority([c[k] for c in choice_sets if k in c]) for k in names}
     ratings = [d["rating"] for d in (deciding or reviews) if d["rating"] is not None]
     out["rating"] = float(median(ratings)) if ratings else None
     return out
+
+
+def _decision(d: dict[str, Any], role: str) -> dict[str, Any]:
+    """One decision as the record model's AnnotatorDecision (adjudicators as `adj:<pseudonym>`)."""
+    return {"annotator": f"adj:{d['annotator']}" if role == projects.ADJUDICATION else d["annotator"],
+            "verdict": d["verdict"], "rating": d["rating"], "comment": d["comment"], "role": role,
+            "edited_fields": sorted(json.loads(d.get("edits") or "{}")), "labels": list(d.get("labels") or [])}
 
 
 def resolve(run: RunLayout, decisions: list[dict[str, Any]], min_majority: float = DEFAULT_MIN_MAJORITY
@@ -116,11 +149,10 @@ def resolve(run: RunLayout, decisions: list[dict[str, Any]], min_majority: float
         batch = batch_of.get((kind, sid), "")
         res = resolve_sample(by_role.get(projects.REVIEW, []), by_role.get(projects.ADJUDICATION, []),
                              required.get((kind, batch), 1), min_majority)
-        trail = [{"annotator": d["annotator"], "verdict": d["verdict"], "rating": d["rating"], "comment": d["comment"]}
-                 for d in sorted(by_role.get(projects.REVIEW, []), key=lambda d: d["annotation_id"])]
-        trail += [{"annotator": f"adj:{d['annotator']}", "verdict": d["verdict"], "rating": d["rating"],
-                   "comment": d["comment"]}
-                  for d in sorted(by_role.get(projects.ADJUDICATION, []), key=lambda d: d["annotation_id"])]
+        trail = [_decision(d, projects.REVIEW) for d in sorted(by_role.get(projects.REVIEW, []),
+                                                                key=lambda d: d["annotation_id"])]
+        trail += [_decision(d, projects.ADJUDICATION) for d in sorted(by_role.get(projects.ADJUDICATION, []),
+                                                                       key=lambda d: d["annotation_id"])]
         rows.append({
             "sample_id": sid, "kind": kind, "batch": batch, "status": res["status"], "verdict": res["verdict"],
             "majority_share": res["majority_share"], "annotations": res["annotations"], "required": res["required"],
@@ -129,6 +161,8 @@ def resolve(run: RunLayout, decisions: list[dict[str, Any]], min_majority: float
             "labels": res.get("labels", []), "choices": json.dumps(res.get("choices", {}), sort_keys=True),
             "rating": res.get("rating"), "adjudicated": res["adjudicated"],
             "decisions": json.dumps(trail, ensure_ascii=False, sort_keys=True),
+            "edit_sources": json.dumps(res.get("edit_sources", {}), ensure_ascii=False, sort_keys=True),
+            "labels_rule": res.get("labels_rule"),
         })
     table = pa.Table.from_pylist(rows, schema=resolutions_schema())
     path = projects.curation_dir(run) / "resolutions.parquet"
@@ -156,14 +190,16 @@ def agreement(decisions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for key, rows in sorted(by_batch.items()):
         fields: dict[str, dict[str, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
+        labels: dict[str, dict[str, list[str]]] = defaultdict(dict)
+        labelled = any(d["labels"] for d in rows)  # a kind without a value picker has no label sets
         for d in rows:
             item, who = d["sample_id"], d["annotator"]
             if d["verdict"]:
                 fields["verdict"][item][who] = d["verdict"]
             if d["rating"] is not None:
                 fields["rating"][item][who] = int(d["rating"])
-            if d["labels"]:
-                fields["labels (exact set)"][item][who] = "|".join(d["labels"])
+            if labelled:
+                labels[item][who] = list(d["labels"] or [])
             for name, value in json.loads(d["choices"] or "{}").items():
                 fields[name][item][who] = json.dumps(value) if isinstance(value, list) else value
         stats: dict[str, Any] = {}
@@ -174,5 +210,7 @@ def agreement(decisions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 stats[name] = field_agreement(ratings, "nominal", VERDICTS)
             else:
                 stats[name] = field_agreement(ratings, "nominal")
+        if labels:
+            stats.update(set_field_agreement(labels))
         out[key] = stats
     return out

@@ -76,6 +76,9 @@ class ServerFiles:
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR as the server itself binds: sockets of a server stopped moments ago linger in TIME-WAIT
+        # for about a minute, which would otherwise read as busy; a listening socket still refuses the bind.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

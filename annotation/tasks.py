@@ -36,6 +36,12 @@ class KindSpec:
     labels: Callable[[dict[str, Any]], list[str]] | None = None  # the record's own labels, sent as predictions
     # kind-specific Choices whose prediction comes from the record (e.g. a vote's relationship)
     choices: dict[str, Callable[[dict[str, Any]], str | None]] = field(default_factory=dict)
+    # values that belong to a part of the record are picked per part: (key, shown) groups; a label is "key/name"
+    label_groups: tuple[tuple[str, str], ...] = ()
+    # the taxonomy parent a record's labels sit under when a name occurs in several (an agent case's system)
+    label_parent: Callable[[dict[str, Any]], str | None] | None = None
+    # writes curated labels back into the record (in place); None: the labels stay in provenance only
+    write_labels: Callable[[dict[str, Any], list[str]], None] | None = None
 
     @property
     def editable(self) -> list[FieldSpec]:
@@ -135,12 +141,42 @@ def _rubric_items(key: str) -> Callable[[dict[str, Any]], str]:
 
 
 def _dilemma_values(rec: dict[str, Any]) -> list[str]:
+    """Each action's values as `<action_type>/<value>` (the picker is grouped by action)."""
     out: list[str] = []
     for action in rec.get("actions") or []:
         names = [v["name"] for v in action.get("values") or []]
         names += [v for v in (action.get("values_direct") or []) + (action.get("values_indirect") or []) if v]
-        out.extend(n for n in names if n not in out)
+        out.extend(f"{action.get('action_type')}/{n}" for n in names if f"{action.get('action_type')}/{n}" not in out)
     return out
+
+
+def _theory_labels(taxonomy: str, name: str) -> dict[str, Any]:
+    from valuecorpus.schemas.taxonomies.loader import load_taxonomy
+
+    node = next((n for n in load_taxonomy(taxonomy).nodes_at() if n.name == name), None)
+    keys = ("wvs", "mft", "virtue", "emotion", "maslow")  # ValueAnnotation's theory fields
+    return {k: (node.labels.get(k) if node else None) for k in keys}
+
+
+def _write_dilemma_values(rec: dict[str, Any], labels: list[str]) -> None:
+    """Each action's `values` become the curated ones: a value it had keeps its entry (type, theory labels), a
+    new one gets its theory labels looked up in the taxonomy. The aligned party/reason lists are left as they
+    are (they describe the generated text, which curators edit separately)."""
+    for action in rec.get("actions") or []:
+        group = f"{action.get('action_type')}/"
+        names = [label[len(group):] for label in labels if label.startswith(group)]
+        old = {v["name"]: v for v in action.get("values") or []}
+        action["values"] = [old.get(n) or {"name": n, "type": None, **_theory_labels("dailydilemmas_values", n)}
+                            for n in names]
+
+
+def _write_cvc_values(rec: dict[str, Any], labels: list[str]) -> None:
+    """levels / core_values / derived_values become the curated labels, each by its taxonomy level."""
+    from valuecorpus.schemas.taxonomies.loader import load_taxonomy
+
+    level_of = {n.name: n.level for n in load_taxonomy("cvc").nodes_at()}
+    for key, level in (("levels", "level"), ("core_values", "core"), ("derived_values", "derived")):
+        rec[key] = [label for label in labels if level_of.get(label) == level]
 
 
 def _dilemma_values_text(rec: dict[str, Any]) -> str:
@@ -184,7 +220,8 @@ SPECS: dict[str, KindSpec] = {s.kind: s for s in (
         FieldSpec("not_to_do_action", f"{_NOT}.action", True),
         FieldSpec("not_to_do_consequence", f"{_NOT}.negative_consequence", True),
         FieldSpec("values", render=_dilemma_values_text),
-    ), taxonomy="dailydilemmas_values", labels=_dilemma_values),
+    ), taxonomy="dailydilemmas_values", labels=_dilemma_values,
+        label_groups=(("to_do", "Doing it"), ("not_to_do", "Not doing it")), write_labels=_write_dilemma_values),
     KindSpec("perspective", (
         FieldSpec("action", "action", True),
         FieldSpec("acceptable", "acceptable", True),
@@ -197,7 +234,7 @@ SPECS: dict[str, KindSpec] = {s.kind: s for s in (
         FieldSpec("translation", "translation", True),
         FieldSpec("scene", render=lambda r: as_text(r.get("scene"))),
         FieldSpec("classification", render=_join("levels", "core_values", "derived_values", "label")),
-    ), taxonomy="cvc", labels=_cvc_labels("")),
+    ), taxonomy="cvc", labels=_cvc_labels(""), write_labels=_write_cvc_values),
     KindSpec("rule_pair_dilemma", (
         FieldSpec("scene", "scene", True),
         FieldSpec("rule_1", render=lambda r: as_text(get_path(r, "rule_1.rule"))),
@@ -211,7 +248,7 @@ SPECS: dict[str, KindSpec] = {s.kind: s for s in (
         FieldSpec("contexts", render=lambda r: as_text(r.get("contexts"))),
     )),
     KindSpec("moral_graph_vote", (
-        FieldSpec("cards", render=_join("from_card", "to_card", "context")),
+        FieldSpec("cards", render=_join("from_card", "from_title", "to_card", "to_title", "context")),
         FieldSpec("story", "story", True),
     ), choices={"relationship": lambda r: r.get("relationship")}),
     KindSpec("agent_case", (
@@ -219,7 +256,8 @@ SPECS: dict[str, KindSpec] = {s.kind: s for s in (
         FieldSpec("value_items", render=_value_items),
         FieldSpec("checkpoints_a", render=_checkpoints("checkpoints_a")),
         FieldSpec("checkpoints_b", render=_checkpoints("checkpoints_b")),
-    )),
+    ), taxonomy="agent_valuebench", labels=lambda r: [v for v in r.get("value_items") or [] if v],
+        label_parent=lambda r: r.get("value_system")),
     KindSpec("rubric", (
         FieldSpec("case_conflict", "case_conflict", True),
         FieldSpec("values", render=_join("value_a_name", "value_b_name")),

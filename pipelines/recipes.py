@@ -76,6 +76,9 @@ class ModelSection(_Strict):
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(512, ge=1, description="per request, unless set per step")
     step_max_tokens: dict[str, int] = Field(default_factory=dict, description="step name -> max_tokens")
+    step_models: dict[str, str] = Field(
+        default_factory=dict, description="step name -> another model at the same endpoint (e.g. interviewer "
+        "and participant); the embedded local backend has one model and answers every step with it")
     timeout_s: float = Field(120.0, gt=0)
     max_attempts: int = Field(5, ge=1)
 
@@ -314,3 +317,6 @@ def _check_chain(recipe: Recipe, path: Path | str) -> None:
     for step in recipe.model.step_max_tokens:
         if step not in steps and step not in extra_steps:
             raise RecipeError(f"{path}: key 'model.step_max_tokens.{step}': no such step in '{recipe.kind}'")
+    for step in recipe.model.step_models:
+        if step not in steps and step != "judge":
+            raise RecipeError(f"{path}: key 'model.step_models.{step}': no such step in '{recipe.kind}'")

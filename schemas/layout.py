@@ -92,9 +92,19 @@ class RunManifest(BaseModel):
     toolkit_version: str = ""
 
 
+# Inside a curated run and inside a published version alike: `curation/originals/<kind>.parquet`, keyed by id.
+ORIGINALS_DIR = "curation/originals"
+
+
+def originals_path(kind: str) -> str:
+    """Where a kind's originals live, relative to a run or version directory."""
+    return f"{ORIGINALS_DIR}/{kind}.parquet"
+
+
 class RunLayout:
     """A run directory: `records/<kind>.parquet`, `plan.parquet`, `dead_letters.parquet`, `filtered.parquet`,
-    `manifest.json` (written last: a run without it is incomplete)."""
+    `manifest.json` (written last: a run without it is incomplete); a curated run adds `curation/` (decisions,
+    resolutions and `originals/<kind>.parquet`, which publishing carries into the version)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -136,6 +146,17 @@ class RunLayout:
     @property
     def batches(self) -> Path:
         return self.path / "batches.json"
+
+    @property
+    def originals_dir(self) -> Path:
+        """A curated run's originals: the record as it was before curators edited or relabelled it."""
+        return self.path / ORIGINALS_DIR
+
+    def originals(self, kind: str) -> Path:
+        return self.originals_dir / f"{kind}.parquet"
+
+    def original_kinds(self) -> list[str]:
+        return sorted(p.stem for p in self.originals_dir.glob("*.parquet")) if self.originals_dir.exists() else []
 
     @property
     def curation_dir(self) -> Path:

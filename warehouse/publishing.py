@@ -32,6 +32,7 @@ from valuecorpus.schemas.layout import (
     RunLayout,
     RunManifest,
     VersionManifest,
+    originals_path,
     pid_alive,
     sha256_file,
     write_json_atomic,
@@ -203,6 +204,12 @@ def publish(home: DataHome | str | Path, run: RunLayout | str | Path, dataset: s
             shutil.copyfile(layout.records(kind), tmp / rel)
             _fsync(tmp / rel)
             files.append(_file_entry(tmp, rel, rows=checked[kind][1]))
+        for kind in layout.original_kinds():  # a curated run's originals (pre-edit records) travel with the data
+            rel = originals_path(kind)
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(layout.originals(kind), tmp / rel)
+            _fsync(tmp / rel)
+            files.append(_file_entry(tmp, rel, rows=pq.ParquetFile(tmp / rel).metadata.num_rows))
         step("data-copied")
 
         lineage, taxonomy_versions = build_lineage(home, layout, run_manifest)
@@ -243,7 +250,9 @@ def publish(home: DataHome | str | Path, run: RunLayout | str | Path, dataset: s
             write_json_atomic(tmp / MANIFEST, manifest.model_dump(mode="json"))
             for rel in [*(f.path for f in manifest.files), MANIFEST]:
                 (tmp / rel).chmod(0o444)  # immutable by intent: a version's files are never rewritten
-            for path in [tmp / "data", *(tmp / "data").iterdir(), tmp]:
+            for path in [tmp / "data", *(tmp / "data").iterdir(),
+                         *([tmp / "curation", tmp / "curation" / "originals"] if (tmp / "curation").is_dir() else []),
+                         tmp]:
                 _fsync(path)
             step("manifest-written")
             final = dataset_dir / f"v{number}"

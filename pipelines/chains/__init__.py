@@ -21,6 +21,8 @@ CHAINS: dict[str, str] = {
     "rule_pair_dilemmas": "valuecorpus.pipelines.chains.rule_pairs:RulePairChain",
     "preference_pairs": "valuecorpus.pipelines.chains.preferences:PreferencePairChain",
     "outcome_comparisons": "valuecorpus.pipelines.chains.outcomes:OutcomeComparisonChain",
+    "moral_graph": "valuecorpus.pipelines.chains.moral_graph:MoralGraphInterviewChain",
+    "moral_graph_votes": "valuecorpus.pipelines.chains.moral_graph_votes:MoralGraphVoteChain",
 }
 
 

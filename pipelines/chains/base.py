@@ -55,6 +55,11 @@ class Step(ABC):
         self.chain = chain
 
     @property
+    def base_name(self) -> str:
+        """The name a recipe addresses the step by (prompts, step_max_tokens); a repeated step's turns share it."""
+        return self.name
+
+    @property
     def prompt(self) -> Template:
         return self.chain.template_for(self)
 
@@ -69,7 +74,7 @@ class Step(ABC):
             request_id=stable_id(state.sample_id, self.name, index),
             messages=template.render(**variables),
             json_schema=json_schema,
-            params=self.chain.generation_params(self.name),
+            params=self.chain.generation_params(self.base_name),
             metadata={"plan_item": state.sample_id, "step": self.name, "index": index},
         )
 
@@ -79,6 +84,23 @@ class Step(ABC):
     @abstractmethod
     def absorb(self, state: SampleState, results: list[GenerationResult]) -> SampleState:
         """Fold results (same order as `requests`) into the state; `state.fail(...)` stops the sample."""
+
+
+class _StepNames:
+    """`Chain.step_names()`. On the class: the names a recipe may address (each step once; a repeated group's
+    steps once, not per turn). On a chain: the names of its step list, one per step instance in `steps()`
+    order (a repeated step once per turn: `ask[1]`, `ask[2]`, …)."""
+
+    def __get__(self, chain: Chain | None, cls: type[Chain]) -> Any:
+        if chain is not None:
+            return lambda: [s.name for s in chain.steps()]
+
+        def names() -> list[str]:
+            out: list[str] = []
+            for entry in cls.step_classes:
+                out.extend(entry.step_names() if hasattr(entry, "expand") else [entry.name])
+            return out
+        return names
 
 
 class NoParams(BaseModel):
@@ -95,7 +117,7 @@ class Chain(ABC):
     record_kinds: ClassVar[tuple[str, ...]] = ()
     input_kind: ClassVar[str | None] = None  # record kind handed over as `inputs` (--from-run/--from-dataset)
     Params: ClassVar[type[BaseModel]] = NoParams  # validates recipe.params
-    step_classes: ClassVar[tuple[type[Step], ...]] = ()
+    step_classes: ClassVar[tuple[Any, ...]] = ()  # Step classes and `repeat.Repeat` groups, in order
     seed_template: ClassVar[str | None] = None  # the seed stage's prompt, for chains that draw seed situations
     when_short: ClassVar[str] = "refuse"  # more plan items than distinct seeds: refuse | cap (recipe may override)
 
@@ -104,12 +126,13 @@ class Chain(ABC):
         self.params = self.Params.model_validate(recipe.params)
         self.inputs = inputs or []
 
-    @classmethod
-    def step_names(cls) -> list[str]:
-        return [s.name for s in cls.step_classes]
+    step_names = _StepNames()
 
     def steps(self) -> list[Step]:
-        return [cls(self) for cls in self.step_classes]
+        """The step list both executors run: a `Repeat` group expands into one step per turn, up to its cap."""
+        from valuecorpus.pipelines.chains.repeat import expand_steps
+
+        return expand_steps(self, self.step_classes)
 
     @abstractmethod
     def finish(self, state: SampleState) -> list[Record]:
@@ -193,7 +216,7 @@ class Chain(ABC):
     def template_for(self, step: Step) -> Template:
         from valuecorpus.pipelines.prompts import load_template
 
-        name = self.recipe.prompts.get(step.name) or step.template
+        name = self.recipe.prompts.get(step.base_name) or step.template
         if not name:
             raise TypeError(f"step '{step.name}' of chain '{self.kind}' has no prompt template")
         return load_template(name, self.recipe.base_dir)
@@ -201,7 +224,8 @@ class Chain(ABC):
     def generation_params(self, step_name: str) -> GenerationParams:
         m = self.recipe.model
         return GenerationParams(temperature=m.temperature, seed=self.recipe.seed,
-                                max_tokens=m.step_max_tokens.get(step_name, m.max_tokens))
+                                max_tokens=m.step_max_tokens.get(step_name, m.max_tokens),
+                                model=m.step_models.get(step_name))
 
     def provenance(self, state: SampleState) -> Provenance:
         taxonomies = []

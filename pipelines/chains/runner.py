@@ -68,7 +68,7 @@ def prepare(step: Step, state: SampleState) -> tuple[SampleState, list[Generatio
     reqs = step.requests(state)
     for req in reqs:  # the engine copies it into dead letters: every outcome finds its sample
         req.metadata.setdefault("plan_item", state.sample_id)
-    if reqs and (step.template is not None or step.name in step.chain.recipe.prompts):
+    if reqs and (step.template is not None or step.base_name in step.chain.recipe.prompts):
         tmpl = step.prompt
         state.prompt_versions[tmpl.name] = tmpl.version
     return state, reqs

@@ -215,6 +215,8 @@ class Engine:
             params["seed"] = p.seed
         if p.top_p is not None:
             params["top_p"] = p.top_p
+        if p.model is not None:  # part of the body and of the cache key: each model's answers cached apart
+            params["model"] = p.model
         compiled = compile_schema(req.json_schema) if req.json_schema is not None else None
         key = cache_key(self.config.endpoint_kind, self.config.model, messages, params,
                         compiled.text if compiled is not None else None)

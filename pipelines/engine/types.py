@@ -25,6 +25,8 @@ class GenerationParams(BaseModel):
     max_tokens: int = 512
     seed: int | None = None
     top_p: float | None = None
+    model: str | None = Field(None, description="another model at the same endpoint for this request (e.g. the "
+                              "participant of an interview); None = the engine's model")
 
 
 class GenerationRequest(BaseModel):

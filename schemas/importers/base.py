@@ -34,15 +34,24 @@ class ImportResult:
     skipped: list[tuple[Path, str]] = field(default_factory=list, repr=False)
     taxonomy_versions: dict[str, str] = field(default_factory=dict)
     _seen: dict[str, str] = field(default_factory=dict, repr=False)
+    _first: dict[str, Record] = field(default_factory=dict, repr=False)
 
-    def add(self, records: Iterable[Record]) -> None:
+    def add(self, records: Iterable[Record], merge_identical: bool = False) -> None:
+        """Add records; a second record with an id already seen is an error, or, with `merge_identical`, is
+        dropped when its content (everything but provenance) equals the first one's (the same card in a
+        graph export and in the card table)."""
         for record in records:
             where = f"{record.provenance.source_file}, {record.provenance.source_key}"
             if record.id in self._seen:
+                if merge_identical and _content(self._first[record.id]) == _content(record):
+                    continue
+                what = "with different content " if merge_identical else ""
                 raise ValueCorpusError(
-                    f"{where}: same record id {record.id} as {self._seen[record.id]} (a record imported twice?)"
+                    f"{where}: same record id {record.id} {what}as {self._seen[record.id]} "
+                    "(a record imported twice?)"
                 )
             self._seen[record.id] = where
+            self._first[record.id] = record
             self.records.setdefault(record.kind, []).append(record)
 
     def counts(self) -> dict[str, int]:
@@ -96,6 +105,10 @@ class ImportContext:
             first = err.errors()[0]
             loc = ".".join(str(p) for p in first["loc"])
             raise self.fail(where, f"field '{loc}': {first['msg']}") from None
+
+
+def _content(record: Record) -> dict[str, Any]:
+    return record.model_dump(mode="json", exclude={"provenance"})
 
 
 def check_file(path: Path) -> None:
@@ -212,11 +225,11 @@ def expand(path: Path, suffixes: tuple[str, ...]) -> list[Path]:
     return found
 
 
-def import_json_files(path: Path, source_dataset: str, read: Callable[[ImportContext, Any], Iterable[Record]]
-                      ) -> ImportResult:
+def import_json_files(path: Path, source_dataset: str, read: Callable[[ImportContext, Any], Iterable[Record]],
+                      merge_identical: bool = False) -> ImportResult:
     """Every `.json` file under `path` through `read(ctx, data)`, in sorted order."""
     result = ImportResult(source_dataset)
     for file in expand(path, (".json",)):
-        result.add(read(ImportContext(result, file), read_json(file)))
+        result.add(read(ImportContext(result, file), read_json(file)), merge_identical)
         result.source_files.append(file)
     return result

@@ -6,11 +6,14 @@ from valuecorpus.schemas.records.base import Provenance, Record, canonical_json,
 from valuecorpus.schemas.records.dilemmas import Dilemma, Perspective
 from valuecorpus.schemas.records.moral_graph import (
     AggregatedEdge,
+    CanonicalValuesCard,
     Interview,
     MoralGraphContext,
     MoralGraphQuestion,
     MoralGraphVote,
+    ValueRank,
     ValuesCard,
+    ValuesCardMatch,
 )
 from valuecorpus.schemas.records.preferences import Outcome, OutcomeComparison, PreferencePair
 from valuecorpus.schemas.records.value_rules import RulePairDilemma, ValueRule
@@ -18,11 +21,17 @@ from valuecorpus.schemas.records.value_rules import RulePairDilemma, ValueRule
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.kind: cls
     for cls in (
-        ValueRule, RulePairDilemma, Dilemma, Perspective, Interview, ValuesCard, MoralGraphVote, AggregatedEdge,
-        MoralGraphQuestion, MoralGraphContext,
+        ValueRule, RulePairDilemma, Dilemma, Perspective, Interview, ValuesCard, CanonicalValuesCard,
+        ValuesCardMatch, MoralGraphVote, AggregatedEdge, ValueRank, MoralGraphQuestion, MoralGraphContext,
         AgentEnvironment, AgentCase, Rubric, PreferencePair, Outcome, OutcomeComparison,
     )
 }
+
+
+def reference_fields() -> list[tuple[str, str, tuple[str, ...]]]:
+    """(kind, field, targets) for every field that holds another record's key (see `Record.references`)."""
+    return [(kind, name, targets) for kind, cls in sorted(RECORD_TYPES.items())
+            for name, targets in sorted(cls.references.items())]
 
 
 def record_type(kind: str) -> type[Record]:
@@ -37,6 +46,7 @@ __all__ = [
     "AgentCase",
     "AgentEnvironment",
     "AggregatedEdge",
+    "CanonicalValuesCard",
     "Dilemma",
     "Interview",
     "MoralGraphContext",
@@ -50,9 +60,12 @@ __all__ = [
     "Record",
     "Rubric",
     "RulePairDilemma",
+    "ValueRank",
     "ValueRule",
     "ValuesCard",
+    "ValuesCardMatch",
     "canonical_json",
     "record_type",
+    "reference_fields",
     "stable_id",
 ]

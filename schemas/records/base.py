@@ -31,10 +31,26 @@ def stable_id(*parts: Any) -> str:
 
 
 class AnnotatorDecision(BaseModel):
-    annotator: str = Field(description="pseudonymised annotator id")
+    """One expert's decision on a sample in Label Studio (review or adjudication)."""
+
+    annotator: str = Field(description="pseudonymised annotator id (adjudicators as 'adj:<pseudonym>')")
     verdict: str
     rating: int | None = None
     comment: str | None = None
+    role: Literal["review", "adjudication"] = "review"
+    edited_fields: list[str] = Field(default_factory=list, description="fields this expert proposed to change")
+    labels: list[str] = Field(default_factory=list, description="value labels this expert chose")
+
+
+class AppliedEdit(BaseModel):
+    """A change curation applied to the record, and the rule that chose it among the experts' proposals."""
+
+    field: str = Field(description="the edited field's key (see annotation/tasks.py), or 'value_labels'")
+    rule: Literal["adjudicator", "majority", "first"] = Field(
+        description="adjudicator: the adjudicator's; majority: proposed alike by more than half of the reviewers "
+                    "(for value labels: each label chosen by more than half); first: the earliest proposal")
+    annotator: str | None = Field(None, description="whose proposal was applied (None for a label majority)")
+    proposals: int = Field(1, description="how many experts proposed a change to this field")
 
 
 class Provenance(BaseModel):
@@ -55,6 +71,8 @@ class Provenance(BaseModel):
     taxonomy_versions: list[str] = Field(default_factory=list, description="taxonomy@version")
     cache_keys: list[str] = Field(default_factory=list)
     annotations: list[AnnotatorDecision] = Field(default_factory=list)
+    edits: list[AppliedEdit] = Field(default_factory=list, description="curation changes applied to this record; "
+                                     "the original is in the version's curation/originals/<kind>.parquet")
     validation: str | None = None
 
 
@@ -66,6 +84,9 @@ class Record(BaseModel):
     kind: ClassVar[str] = ""
     # Fields filled by the toolkit rather than by a generator: left out of the JSON Schema for LLM output.
     toolkit_fields: ClassVar[frozenset[str]] = frozenset({"id", "provenance"})
+    # Fields that hold another record's key: field -> the "kind.field" values it may match (any one of them).
+    # Integrity checks (every vote's cards exist, exactly once) are derived from these declarations.
+    references: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     id: str
     provenance: Provenance = Field(default_factory=Provenance)

@@ -27,15 +27,27 @@ class PreferencePair(Record):
     rejected_judged: str | None = Field(None, description="the value or stance a judge read in the rejected one")
 
 
+class LotteryBranch(BaseModel):
+    """One way an implicit lottery can resolve: a sub-outcome and its probability."""
+
+    outcome_id: str = Field(description="id of the sub-outcome's own Outcome record")
+    description: str
+    probability: float = Field(ge=0.0, le=1.0)
+
+
 class Outcome(Record):
-    """An outcome sentence from an outcome set (Utility Engineering `options_hierarchical.json`)."""
+    """An outcome sentence from an outcome set (Utility Engineering `options_hierarchical.json`), or an implicit
+    lottery (`expected_utility_implicit/.../options.json`: a base option whose `lottery` lists the
+    probability-weighted sub-outcomes it stands for)."""
 
     kind: ClassVar[str] = "outcome"
+    references: ClassVar[dict[str, tuple[str, ...]]] = {"lottery.outcome_id": ("outcome.id",)}
 
     outcome_set: str
     category: str
     index: int = Field(description="position in the flattened set (the paper's option id)")
     description: str
+    lottery: list[LotteryBranch] = Field(default_factory=list, description="empty unless an implicit lottery")
 
 
 class OutcomeRef(BaseModel):

@@ -78,9 +78,9 @@ def annotators(label_studio: LabelStudio) -> dict[str, int]:
 
 
 def annotate(client: Any, task_id: int, user_id: int, verdict: str, to_name: str, rating: int | None = None,
-             edits: dict[str, str] | None = None, labels: list[str] | None = None,
-             extra: dict[str, str] | None = None, lead_time: float = 5.0) -> int:
-    """Submit one annotation as `user_id`, shaped as the labeling UI shapes it."""
+             edits: dict[str, str] | None = None, labels: list[list[str]] | None = None,
+             extra: dict[str, str] | None = None, lead_time: float = 5.0, comment: str | None = None) -> int:
+    """Submit one annotation as `user_id`, shaped as the labeling UI shapes it (`labels`: Taxonomy paths)."""
     result: list[dict[str, Any]] = [
         {"from_name": "verdict", "to_name": to_name, "type": "choices", "value": {"choices": [verdict]}},
     ]
@@ -89,8 +89,10 @@ def annotate(client: Any, task_id: int, user_id: int, verdict: str, to_name: str
     for key, text in (edits or {}).items():
         result.append({"from_name": f"edit_{key}", "to_name": key, "type": "textarea", "value": {"text": [text]}})
     if labels:
-        result.append({"from_name": "value_labels", "to_name": to_name, "type": "choices",
-                       "value": {"choices": labels}})
+        result.append({"from_name": "value_labels", "to_name": to_name, "type": "taxonomy",
+                       "value": {"taxonomy": labels}})
+    if comment is not None:
+        result.append({"from_name": "comment", "to_name": to_name, "type": "textarea", "value": {"text": [comment]}})
     for name, value in (extra or {}).items():
         result.append({"from_name": name, "to_name": to_name, "type": "choices", "value": {"choices": [value]}})
     ann = client.annotations.create(id=task_id, result=result, completed_by=user_id, lead_time=lead_time)

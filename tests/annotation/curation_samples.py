@@ -50,7 +50,8 @@ def make(kind: str, i: int) -> Any:
                                                  {"letter": "B", "text": "安慰", "follows": "rule_2"},
                                                  {"letter": "C", "text": "离开", "follows": "distractor"}]}
     elif kind == "values_card":
-        data = {"card_key": str(i), "title": f"Honest care {i}", "description": "Caring through honesty",
+        data = {"card_key": f"generated:{i}", "collection": "generated", "title": f"Honest care {i}",
+                "description": "Caring through honesty",
                 "policies": ["MOMENTS when truth helps", "CHANCES to be kind"], "contexts": ["When advising"]}
     elif kind == "moral_graph_vote":
         data = {"from_card": "1", "to_card": "2", "context": "When advising", "relationship": "upgrade",

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import math
 
-from valuecorpus.annotation.agreement import cohen_kappa, field_agreement, fleiss_kappa, krippendorff_alpha
+from valuecorpus.annotation.agreement import (
+    _set_distance,
+    cohen_kappa,
+    field_agreement,
+    fleiss_kappa,
+    krippendorff_alpha,
+    set_alpha,
+    set_field_agreement,
+)
 
 # Fleiss (1971) as tabulated on Wikipedia ("Fleiss' kappa", worked example): 10 subjects, 14 raters each,
 # 5 categories; the table gives how many raters put each subject in each category. Published κ = 0.210.
@@ -67,3 +75,48 @@ def test_undefined_statistics_are_none_not_errors() -> None:
     assert krippendorff_alpha({"i1": {"a": "x", "b": "x"}}, "nominal") is None  # one value only
     assert fleiss_kappa([["a", "b"], ["a"]]) is None  # unequal rating counts
     assert cohen_kappa([]) is None
+
+
+# Set-valued labels. MASI (Passonneau 2006, "Measuring Agreement on Set-valued Items"): distance
+# 1 - J * M, with J the Jaccard coefficient and M = 1 (same sets), 2/3 (one a subset of the other), 1/3 (some
+# overlap), 0 (disjoint); Passonneau rounds M to 0.67 / 0.33. NLTK's documented examples (nltk/test/metrics.doctest):
+# {1,2,3,4} vs {3,4,5}: Jaccard distance 0.6, MASI distance 0.868 (with M = 0.33).
+
+
+def test_set_distances_match_passonneau_and_the_nltk_examples() -> None:
+    masi, jaccard = _set_distance("masi"), _set_distance("jaccard")
+    a, b = frozenset({"1", "2", "3", "4"}), frozenset({"3", "4", "5"})
+    assert math.isclose(jaccard(a, b), 0.6)
+    assert abs(masi(a, b) - 0.868) < 0.002  # 1 - 0.4 / 3 = 0.8667; Passonneau's rounded M gives 0.868
+    assert abs(masi(frozenset({"1", "2"}), a) - 0.665) < 0.002  # subset: 1 - 0.5 * 2/3 (0.665 with M = 0.67)
+    assert masi(a, a) == 0 and masi(frozenset({"1"}), frozenset({"2"})) == 1
+    assert masi(frozenset(), frozenset()) == 0 and masi(frozenset(), a) == 1
+
+
+def test_set_alpha_on_single_labels_is_krippendorffs_nominal_alpha() -> None:
+    # With one label per set every set distance is the nominal one: Krippendorff's (2011) reliability data with
+    # missing values must give his published nominal α = 0.743, through the set-valued path.
+    sets = {item: {who: [str(v)] for who, v in per.items()} for item, per in _kripp_ratings().items()}
+    assert round(set_alpha(sets, "masi"), 3) == 0.743
+    assert round(set_alpha(sets, "jaccard"), 3) == 0.743
+
+
+def test_partial_overlap_is_partial_agreement() -> None:
+    # the walk in issue 15: annotators mostly agree value by value, never on the exact set
+    ratings = {f"i{i}": {"a": [f"v{i}", f"w{i}", "x"], "b": [f"v{i}", f"w{i}", "y"]} for i in range(6)}
+    exact = krippendorff_alpha({i: {w: "|".join(v) for w, v in r.items()} for i, r in ratings.items()})
+    masi = set_alpha(ratings, "masi")
+    assert exact is not None and exact <= 0 and masi is not None and masi > 0
+    per_value = set_field_agreement(ratings)
+    assert per_value["value_labels [per value] v0"]["krippendorff_alpha"] == 1.0
+
+
+def test_per_value_kappa_matches_the_cohen_textbook_example() -> None:
+    # the 50-proposal example above, read as "value v chosen or not": Cohen's κ = 0.40 for v
+    pairs = [(True, True)] * 20 + [(True, False)] * 5 + [(False, True)] * 10 + [(False, False)] * 15
+    ratings = {f"i{i}": {"x": ["v"] if a else ["w"], "y": ["v"] if b else ["w"]} for i, (a, b) in enumerate(pairs)}
+    stats = set_field_agreement(ratings)
+    assert stats["value_labels [per value] v"]["cohen_kappa"] == 0.4
+    assert stats["value_labels [per value] v"]["level"] == "per value: chosen or not"
+    assert stats["value_labels [set, MASI]"]["level"] == "set, MASI distance"
+    assert stats["value_labels [set, Jaccard]"]["krippendorff_alpha"] is not None

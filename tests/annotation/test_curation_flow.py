@@ -45,14 +45,16 @@ def test_full_curation_round(label_studio, annotators, tmp_path: Path) -> None:
     to = "basic_situation"
     # sample 0: unanimous accept; 1: 2 accept / 1 reject (resolved); 2: needs_edit with edits (resolved);
     # 3: three-way split (adjudication); 4: only one annotation so far (pending)
-    annotate(client, tasks[ids[0]], a1, "accept", to, 5, labels=["trust"])
-    annotate(client, tasks[ids[0]], a2, "accept", to, 4, labels=["trust"])
-    annotate(client, tasks[ids[0]], a3, "accept", to, 5, labels=["trust", "honesty"])
+    annotate(client, tasks[ids[0]], a1, "accept", to, 5, labels=[["to_do", "trust"]])
+    annotate(client, tasks[ids[0]], a2, "accept", to, 4, labels=[["to_do", "trust"], ["not_to_do", "loyalty"]])
+    annotate(client, tasks[ids[0]], a3, "accept", to, 5, labels=[["to_do", "trust"], ["not_to_do", "loyalty"],
+                                                                   ["to_do", "honesty"]])
     annotate(client, tasks[ids[1]], a1, "accept", to, 3)
     annotate(client, tasks[ids[1]], a2, "accept", to, 3)
     annotate(client, tasks[ids[1]], a3, "reject", to, 1)
     annotate(client, tasks[ids[2]], a1, "needs_edit", to, 2, edits={"dilemma_situation": "A clearer situation."})
-    annotate(client, tasks[ids[2]], a2, "needs_edit", to, 2, edits={"to_do_action": "Help the friend move"})
+    annotate(client, tasks[ids[2]], a2, "needs_edit", to, 2, edits={"to_do_action": "Help the friend move",
+                                                                      "dilemma_situation": "Another situation."})
     annotate(client, tasks[ids[2]], a3, "accept", to, 4)
     annotate(client, tasks[ids[3]], a1, "accept", to, 4)
     annotate(client, tasks[ids[3]], a2, "reject", to, 1)
@@ -81,11 +83,15 @@ def test_full_curation_round(label_studio, annotators, tmp_path: Path) -> None:
 
     res = {r["sample_id"]: r for r in pq.read_table(run.path / "curation" / "resolutions.parquet").to_pylist()}
     assert res[ids[0]]["status"] == "resolved" and res[ids[0]]["verdict"] == "accept"
-    assert res[ids[0]]["labels"] == ["trust"]
+    assert res[ids[0]]["labels"] == ["not_to_do/loyalty", "to_do/trust"]  # chosen by 3 and by 2 of 3
+    assert res[ids[0]]["labels_rule"] == "majority"
     assert res[ids[1]]["verdict"] == "accept" and res[ids[1]]["majority_share"] == round(2 / 3, 4)
     assert res[ids[2]]["verdict"] == "needs_edit"
     assert json.loads(res[ids[2]]["edits"]) == {"dilemma_situation": "A clearer situation.",
                                                 "to_do_action": "Help the friend move"}
+    sources = json.loads(res[ids[2]]["edit_sources"])
+    assert sources["dilemma_situation"]["rule"] == "first" and sources["dilemma_situation"]["proposals"] == 2
+    assert sources["to_do_action"]["rule"] == "first" and sources["to_do_action"]["proposals"] == 1
     assert res[ids[3]]["status"] == "needs_adjudication"
     assert res[ids[4]]["status"] == "pending"
 
@@ -93,19 +99,30 @@ def test_full_curation_round(label_studio, annotators, tmp_path: Path) -> None:
     batch = status["batches"]["dilemma/main"]
     assert batch["tasks"] == 5 and batch["annotated"] == 4 and batch["pending"] == 1
     verdict_stats = status["agreement"]["dilemma/main"]["verdict"]
+    masi = status["agreement"]["dilemma/main"]["value_labels [set, MASI]"]
+    assert masi["items_multiply_rated"] == 4 and masi["level"] == "set, MASI distance"
+    assert "value_labels [per value] to_do/trust" in status["agreement"]["dilemma/main"]
+    assert "MASI" in status["agreement_statistics"]["value_labels [set, MASI]"]
     assert verdict_stats["annotators"] == 3 and verdict_stats["fleiss_items"] == 4
     assert verdict_stats["krippendorff_alpha"] is not None and verdict_stats["cohen_kappa"] is None
     assert status["agreement"]["moral_graph_vote/main"]["relationship"]["items"] == 2
     table = _ok(run_cli("curate", "status", "gen-1", env=env))
-    assert "Krippendorff" in table and "dilemma/main" in table
+    assert "Krippendorff" in table and "dilemma/main" in table and "MASI distance" in table
 
     # adjudication: the split sample goes to its own project, and the adjudicator's decision wins
     out = _ok(run_cli("curate", "adjudicate", "gen-1", env=env))
     assert "1 added" in out
     assert "0 added" in _ok(run_cli("curate", "adjudicate", "gen-1", env=env))
-    adj_project = projects.load(run)["dilemma:main:adjudication"].project_id
+    adj_ref = projects.load(run)["dilemma:main:adjudication"]
+    adj_project = adj_ref.project_id
     adj_tasks = tasks_by_sample(client, adj_project)
     assert list(adj_tasks) == [ids[3]]
+    # the adjudicator sees each review beside the sample, and instructions before labeling
+    reviews = client.tasks.get(id=adj_tasks[ids[3]]).data["reviews"]
+    assert reviews.count("ann-") == 3 and "reject, rating 1" in reviews and "needs_edit, rating 2" in reviews
+    stored = client.projects.get(id=adj_project)
+    assert stored.show_instruction and "Adjudication" in stored.expert_instruction
+    assert "gen-1" in stored.description and "valuecorpus:" not in stored.description
     annotate(client, adj_tasks[ids[3]], annotators["adj1"], "needs_edit", to, 3,
              edits={"not_to_do_action": "Visit the sister tomorrow"})
     _ok(run_cli("curate", "pull", "gen-1", env=env))
@@ -114,7 +131,7 @@ def test_full_curation_round(label_studio, annotators, tmp_path: Path) -> None:
 
     # the curated run
     out = _ok(run_cli("curate", "finalize", "gen-1", "--run-id", "gen-1-curated", env=env))
-    assert "4 accepted, 2 edited" in out
+    assert "4 accepted, 2 edited" in out and "1 relabelled" in out
     curated = DataHome(home).resolve_run("gen-1-curated")
     manifest = curated.read_manifest()
     assert manifest.origin == "curate" and manifest.parent_runs == ["gen-1"]
@@ -128,13 +145,40 @@ def test_full_curation_round(label_studio, annotators, tmp_path: Path) -> None:
     assert edited.dilemma_situation == "A clearer situation."
     assert edited.actions[0].action == "Help the friend move"
     assert [a.verdict for a in edited.provenance.annotations] == ["needs_edit", "needs_edit", "accept"]
+    assert [a.edited_fields for a in edited.provenance.annotations] == [
+        ["dilemma_situation"], ["dilemma_situation", "to_do_action"], []]
+    applied = {e.field: e for e in edited.provenance.edits}
+    assert set(applied) == {"dilemma_situation", "to_do_action"}
+    assert applied["dilemma_situation"].rule == "first"
+    assert applied["dilemma_situation"].annotator == edited.provenance.annotations[0].annotator
     adjudicated = records[ids[3]]
     assert adjudicated.actions[1].action == "Visit the sister tomorrow"
     assert adjudicated.provenance.annotations[-1].annotator.startswith("adj:ann-")
-    originals = {r.id: r for r in read_records(curated.path / "curation" / "originals" / "dilemma.parquet")}
-    assert set(originals) == {ids[2], ids[3]}
-    assert originals[ids[2]] == make("dilemma", 2)
+    assert adjudicated.provenance.annotations[-1].role == "adjudication"
+    assert [(e.field, e.rule) for e in adjudicated.provenance.edits] == [("not_to_do_action", "adjudicator")]
+    # curated values reach the record: chosen by a majority, theory labels looked up for the new one
+    relabelled = records[ids[0]]
+    assert [[v.name for v in a.values] for a in relabelled.actions] == [["trust"], ["loyalty"]]
+    assert relabelled.actions[0].values[0] == make("dilemma", 0).actions[0].values[0]  # kept as it was
+    assert relabelled.actions[1].values[0].mft is not None  # looked up in the taxonomy
+    assert [(e.field, e.rule, e.proposals) for e in relabelled.provenance.edits] == [("value_labels", "majority", 3)]
+    originals = {r.id: r for r in read_records(curated.originals("dilemma"))}
+    assert set(originals) == {ids[0], ids[2], ids[3]}
+    assert originals[ids[2]] == make("dilemma", 2) and originals[ids[0]] == make("dilemma", 0)
     assert records[ids[0]].dilemma_situation == make("dilemma", 0).dilemma_situation
+
+    # the published version carries the provenance and the originals
+    from valuecorpus.warehouse.publishing import publish
+
+    version = publish(DataHome(home), "gen-1-curated", "curated_flow")
+    vdir = DataHome(home).version_dir("curated_flow", version.version)
+    entries = {f.path: f for f in version.files}
+    assert entries["curation/originals/dilemma.parquet"].rows == 3
+    assert {r.id for r in read_records(vdir / "curation" / "originals" / "dilemma.parquet")} == set(originals)
+    published = {r.id: r for r in read_records(next((vdir / "data" / "dilemma").glob("*.parquet")))}
+    assert published[ids[2]].provenance.edits == edited.provenance.edits
+    assert version.annotation["originals"] == {"dilemma": "curation/originals/dilemma.parquet"}
+    assert "majority" in version.annotation["edit_rules"]
 
 
 def test_deleted_tasks_are_reported_not_fatal(label_studio, annotators, tmp_path: Path) -> None:

@@ -37,7 +37,9 @@ def test_edits_only_under_needs_edit_and_labels_by_majority() -> None:
                           _d(2, "needs_edit", {"rule": "B", "translation": "T"}, ["x"], 4),
                           _d(3, "accept", {"rule": "C"}, ["z"], 5)], [], 3)
     assert res["verdict"] == "needs_edit" and res["edits"] == {"rule": "A", "translation": "T"}
-    assert res["labels"] == ["x"] and res["rating"] == 4.0
+    assert res["edit_sources"] == {"rule": {"rule": "first", "annotator": "ann-1", "proposals": 2},
+                                   "translation": {"rule": "first", "annotator": "ann-2", "proposals": 1}}
+    assert res["labels"] == ["x"] and res["labels_rule"] == "majority" and res["rating"] == 4.0
     accepted = resolve_sample([_d(1, "accept", {"rule": "A"}), _d(2, "accept")], [], 2)
     assert accepted["edits"] == {}
 
@@ -69,10 +71,48 @@ def test_parse_result_keeps_only_changed_edits() -> None:
         {"from_name": "verdict", "value": {"choices": ["needs_edit"]}},
         {"from_name": "edit_rule", "value": {"text": ["same"]}},
         {"from_name": "edit_translation", "value": {"text": ["new"]}},
-        {"from_name": "value_labels", "value": {"choices": ["友善", "诚信"]}},
+        {"from_name": "value_labels", "value": {"taxonomy": [["个人", "友善"], ["国家", "诚信"]]}},
         {"from_name": "quality", "value": {"rating": 3}},
         {"from_name": "comment", "value": {"text": ["  ok "]}},
     ], data)
     assert out == {"verdict": "needs_edit", "edits": {"translation": "new"}, "labels": ["友善", "诚信"],
                    "choices": {}, "rating": 3, "comment": "ok"}
     assert pseudonym(7, "s1") == pseudonym(7, "s1") != pseudonym(7, "s2")
+
+
+def test_which_edit_is_applied_majority_first_adjudicator() -> None:
+    same = [_d(1, "needs_edit", {"rule": "A"}), _d(2, "needs_edit", {"rule": "B"}), _d(3, "needs_edit", {"rule": "B"})]
+    res = resolve_sample(same, [], 3)
+    assert res["edits"] == {"rule": "B"}
+    assert res["edit_sources"]["rule"] == {"rule": "majority", "annotator": "ann-2", "proposals": 3}
+    adj = resolve_sample(same[:2], [_d(9, "needs_edit", {"rule": "Z"}, who="boss")], 2)
+    assert adj["edits"] == {"rule": "Z"}
+    assert adj["edit_sources"]["rule"] == {"rule": "adjudicator", "annotator": "adj:boss", "proposals": 3}
+
+
+def test_labels_reach_records_only_with_a_real_majority() -> None:
+    # one of three submitted labels: no majority of label sets, the record keeps its own
+    few = resolve_sample([_d(1, "accept", labels=["x"]), _d(2, "accept"), _d(3, "accept")], [], 3)
+    assert few["labels"] == [] and few["labels_rule"] is None
+    adj = resolve_sample([_d(1, "accept"), _d(2, "reject")], [_d(9, "accept", labels=["y"])], 2)
+    assert adj["labels"] == ["y"] and adj["labels_rule"] == "adjudicator"
+
+
+def test_curated_cvc_labels_are_written_by_level() -> None:
+    rec = make("value_rule", 0)
+    relabelled = apply_edits(rec, {}, ["个人", "诚信", "真诚无欺"])
+    assert (relabelled.levels, relabelled.core_values, relabelled.derived_values) == (["个人"], ["诚信"], ["真诚无欺"])
+    assert rec.core_values == ["友善"]
+
+
+def test_taxonomy_results_parse_to_labels() -> None:
+    grouped = parse_result("dilemma", [{"from_name": "value_labels", "value": {
+        "taxonomy": [["to_do", "trust"], ["not_to_do", "loyalty"]]}}], {})
+    assert grouped["labels"] == ["not_to_do/loyalty", "to_do/trust"]
+    tree = parse_result("value_rule", [{"from_name": "value_labels", "value": {
+        "taxonomy": [["个人", "友善", "尊重他人"], ["国家"]]}}], {})
+    assert tree["labels"] == ["国家", "尊重他人"]
+    # a pre-filled edit box left as it was (even with other line breaks and spaces) is no edit
+    card = parse_result("values_card", [{"from_name": "edit_policies", "value": {"text": [" A\n\nB "]}}],
+                        {"policies": "A\nB"})
+    assert card["edits"] == {}

@@ -103,3 +103,31 @@ def test_managed_connection_is_used_without_settings(label_studio) -> None:
     res = run_cli("curate", "push", "managed-run", env=env)
     assert res.code == 0, res.stderr
     assert "values_card: project" in res.stdout and "2 added" in res.stdout
+
+
+def test_restart_right_after_stop_and_status_exit_codes(label_studio) -> None:
+    """Stop, then start again on the same port at once: the stopped server's sockets in TIME-WAIT must not read
+    as a busy port. `status` exits non-zero while nothing runs. (Uses the session server: no extra fresh start.)"""
+    import time
+
+    from valuecorpus.annotation.server import port_is_free, server_alive
+
+    env = {"VALUECORPUS_HOME": str(label_studio.home), "LABEL_STUDIO_URL": "", "LABEL_STUDIO_API_KEY": ""}
+    port = json.loads(label_studio.files.state.read_text())["port"]
+    label_studio.client.users.whoami()  # a connection, so the stopped server leaves sockets behind
+    assert run_cli("annotation", "server", "stop", env=env).code == 0
+    stopped = time.monotonic()
+    assert not server_alive(label_studio.pid)
+    status = run_cli("annotation", "server", "status", env=env)
+    assert status.code != 0 and "not running" in status.stdout
+    assert port_is_free(port)
+    started_after = time.monotonic() - stopped
+    res = run_cli("annotation", "server", "start", "--port", str(port), "--label-studio", str(LS_EXECUTABLE),
+                  "--timeout", "300", env=env, timeout=360)
+    assert started_after < 10, f"start issued {started_after:.1f} s after stop"
+    assert res.code == 0, res.stderr
+    state = json.loads(label_studio.files.state.read_text())
+    assert state["port"] == port and state["url"] == label_studio.url
+    label_studio.pid = int(state["pid"])  # the session fixture stops this one at the end
+    assert run_cli("annotation", "server", "status", env=env).code == 0
+    assert label_studio.client.users.whoami().email

@@ -91,6 +91,32 @@ class Responder:
                     "unacceptable": f"Keeping the {rng.choice(NOUNS)} private"}
         if props == {"description"}:
             return self.description(user)
+        if props == {"ready", "message"}:  # moral-graph interviewer: ready once two answers are in
+            answers = user.count("Participant: ")
+            rng = _rng("interviewer", user)
+            if answers >= 2:
+                return {"ready": True, "message": f"You find meaning in {rng.choice(VERBS)}ing the "
+                                                  f"{rng.choice(NOUNS)} together."}
+            return {"ready": False, "message": f"What matters to you about the {rng.choice(NOUNS)} here?"}
+        if props == {"reply"}:
+            rng = _rng("reply", [m.get("content") for m in request["messages"]])  # the persona is the system
+            return {"reply": f"{sentence(rng)} {sentence(rng)}"}
+        if props == {"title", "description", "policies"}:
+            rng = _rng("card", user)
+            return {"title": f"{rng.choice(ADJ).capitalize()} {rng.choice(NOUNS)}",
+                    "description": f"Helping a friend {rng.choice(VERBS)} the {rng.choice(NOUNS)}.",
+                    "policies": [f"MOMENTS when the {rng.choice(NOUNS)} needs care",
+                                 f"OPPORTUNITIES to {rng.choice(VERBS)} the {rng.choice(NOUNS)} together",
+                                 f"SIGNS that the {rng.choice(NOUNS)} is {rng.choice(ADJ)}"]}
+        if props == {"contexts"}:
+            rng = _rng("contexts", user)
+            return {"contexts": [f"When the {rng.choice(NOUNS)} is at stake", "When a choice affects others"]}
+        if props == {"verdict", "reason"}:
+            return {"verdict": _rng("same", user).choice(["same", "different"]), "reason": "Judged by a fixed rule."}
+        if props == {"relationship", "comment"}:
+            rng = _rng("vote", user, (request.get("body") or {}).get("seed"))
+            return {"relationship": rng.choice(["upgrade", "upgrade", "no_upgrade", "not_sure"]),
+                    "comment": f"The {rng.choice(NOUNS)} decides it."}
         if props == {"score", "reason"}:  # the judge: a score fixed by the judged text
             return {"score": _rng("judge", user).choice([3, 9]), "reason": "Judged by a fixed rule."}
         return None  # the server's generated answer

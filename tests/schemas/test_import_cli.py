@@ -19,8 +19,8 @@ CORPORA = [
     ("dailydilemmas", "daily_dilemmas", {"dilemma": 1360}, {"dailydilemmas_values"}),
     ("agent_valuebench", "agent_valuebench", {"agent_case": 7, "agent_environment": 6, "rubric": 6},
      {"agent_valuebench"}),
-    ("moral_graph", "moral_graph", {"moral_graph_context": 37, "moral_graph_edge": 69, "moral_graph_question": 5,
-                                    "moral_graph_vote": 347, "values_card": 381}, set()),
+    ("moral_graph", "moral_graph", {"canonical_values_card": 115, "moral_graph_context": 37, "moral_graph_edge": 69,
+                                    "moral_graph_question": 5, "moral_graph_vote": 347, "values_card": 206}, set()),
     ("emergent_values", "emergent_values", {"outcome": 685}, set()),
 ]
 

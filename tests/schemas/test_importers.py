@@ -33,8 +33,12 @@ def imported(kind: str, path: Path, tmp_path: Path) -> dict[str, list[Any]]:
     return {k: round_trip(rows, tmp_path) for k, rows in result.records.items()}
 
 
-def check_provenance(record: Record, dataset: str, file: str, key: str, taxonomies: list[str] = ()) -> None:
+def check_provenance(record: Record, dataset: str, file: str, key: str, taxonomies: list[str] = (),
+                     natural_id: bool = False) -> None:
+    """`natural_id`: the record's id must not depend on the file's name or the row's position."""
     p = record.provenance
+    if natural_id:
+        assert record.id not in {stable_id(dataset, file, key)}
     assert (p.origin, p.source_dataset, p.source_file, p.source_key) == ("import", dataset, file, key)
     assert p.taxonomy_versions == [load_taxonomy(t).ref for t in taxonomies]
 
@@ -230,48 +234,54 @@ def _mg(reference_data: Path, name: str) -> tuple[Path, Any]:
     return path, json.loads(path.read_text(encoding="utf-8"))
 
 
-def _check_v1_card(card: Any, src: dict) -> None:
-    assert card.card_key == str(src["id"])
+def _check_v1_card(card: Any, src: dict, collection: str) -> None:
+    assert (card.card_key, card.collection, card.source_id) == (f"{collection}:{src['id']}", collection,
+                                                               str(src["id"]))
     assert (card.title, card.instructions_short, card.instructions_detailed) == (
         src["title"], src["instructionsShort"], src["instructionsDetailed"])
     assert card.policies == src["evaluationCriteria"]
     assert (card.created_at, card.updated_at) == (src["createdAt"], src["updatedAt"])
     canonical = src.get("canonicalCardId")
-    assert card.canonical_card_key == (None if canonical is None else str(canonical))
+    assert card.canonical_card_key == (None if canonical is None else f"canonical:{canonical}")
     assert (card.chat_id, card.quality) == (src.get("chatId"), src.get("quality"))
     assert (card.description, card.contexts, card.context, card.question_key) == (None, [], None, None)
 
 
-@pytest.mark.parametrize("name", ["dft_canonicalValuesCard.json", "dft_valuesCard_first200.json"])
-def test_values_cards_v1(reference_data: Path, tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize(("name", "kind", "collection"), [
+    ("dft_canonicalValuesCard.json", "canonical_values_card", "canonical"),
+    ("dft_valuesCard_first200.json", "values_card", "participant")])
+def test_values_cards_v1(reference_data: Path, tmp_path: Path, name: str, kind: str, collection: str) -> None:
     path, src = _mg(reference_data, name)
-    cards = imported("moral_graph", path, tmp_path)["values_card"]
+    cards = imported("moral_graph", path, tmp_path)[kind]
     assert len(cards) == len(src) and len(src) in (115, 200)
     for i, (card, row) in enumerate(zip(cards, src, strict=True)):
         assert set(row) <= {"id", "title", "instructionsShort", "instructionsDetailed", "evaluationCriteria",
                             "createdAt", "updatedAt", "canonicalCardId", "chatId", "quality"}
-        _check_v1_card(card, row)
-        check_provenance(card, "moral_graph", name, f"[{i}]")
+        _check_v1_card(card, row, collection)
+        check_provenance(card, "moral_graph", name, f"[{i}]", natural_id=True)
 
 
 def test_aggregated_graph_export(reference_data: Path, tmp_path: Path) -> None:
     path, src = _mg(reference_data, "dft_moral_graph_all_participants.json")
     records = imported("moral_graph", path, tmp_path)
     assert set(src) == {"values", "edges"}
-    assert len(records["values_card"]) == 60 and len(records["moral_graph_edge"]) == 69
-    for i, (card, row) in enumerate(zip(records["values_card"], src["values"], strict=True)):
-        _check_v1_card(card, row)
-        check_provenance(card, "moral_graph", path.name, f"values[{i}]")
+    assert len(records["canonical_values_card"]) == 60 and len(records["moral_graph_edge"]) == 69
+    for i, (card, row) in enumerate(zip(records["canonical_values_card"], src["values"], strict=True)):
+        _check_v1_card(card, row, "canonical")
+        check_provenance(card, "moral_graph", path.name, f"values[{i}]", natural_id=True)
     for i, (edge, row) in enumerate(zip(records["moral_graph_edge"], src["edges"], strict=True)):
         assert set(row) == {"sourceValueId", "wiserValueId", "contexts", "counts", "summary"}
-        assert (edge.source_card, edge.wiser_card) == (str(row["sourceValueId"]), str(row["wiserValueId"]))
+        assert (edge.source_card, edge.wiser_card) == (f"canonical:{row['sourceValueId']}",
+                                                       f"canonical:{row['wiserValueId']}")
         assert edge.contexts == row["contexts"]
         c = edge.counts
         assert {"markedWiser": c.marked_wiser, "markedNotWiser": c.marked_not_wiser,
                 "markedLessWise": c.marked_less_wise, "markedUnsure": c.marked_unsure,
                 "impressions": c.impressions} == row["counts"]
-        assert {"wiserLikelihood": edge.wiser_likelihood, "entropy": edge.entropy} == row["summary"]
-        check_provenance(edge, "moral_graph", path.name, f"edges[{i}]")
+        # computed from the counts by the toolkit; the export's own values agree
+        assert edge.wiser_likelihood == pytest.approx(row["summary"]["wiserLikelihood"], abs=1e-12)
+        assert edge.entropy == pytest.approx(row["summary"]["entropy"], abs=1e-12)
+        check_provenance(edge, "moral_graph", path.name, f"edges[{i}]", natural_id=True)
 
 
 def test_votes_are_pseudonymised(reference_data: Path, tmp_path: Path) -> None:
@@ -281,13 +291,13 @@ def test_votes_are_pseudonymised(reference_data: Path, tmp_path: Path) -> None:
     for i, (vote, row) in enumerate(zip(votes, src, strict=True)):
         assert set(row) == {"userId", "fromId", "toId", "story", "contextId", "runId", "relationship", "comment",
                             "createdAt", "updatedAt"}
-        assert (vote.from_card, vote.to_card) == (str(row["fromId"]), str(row["toId"]))
+        assert (vote.from_card, vote.to_card) == (f"canonical:{row['fromId']}", f"canonical:{row['toId']}")
         assert (vote.context, vote.relationship, vote.story, vote.comment) == (
             row["contextId"], row["relationship"], row["story"], row["comment"])
         assert (vote.graph_run, vote.created_at, vote.updated_at) == (row["runId"], row["createdAt"],
                                                                       row["updatedAt"])
         assert vote.voter == voter_pseudonym(str(row["userId"])) and vote.voter.startswith("voter-")
-        check_provenance(vote, "moral_graph", path.name, f"[{i}]")
+        check_provenance(vote, "moral_graph", path.name, f"[{i}]", natural_id=True)
     # one voter, one pseudonym; distinct voters stay distinct
     users = {row["userId"] for row in src}
     assert len({v.voter for v in votes}) == len(users)
@@ -301,7 +311,7 @@ def test_edge_hypotheses(reference_data: Path, tmp_path: Path) -> None:
     for vote, row in zip(votes, src, strict=True):
         assert set(row) == {"fromId", "toId", "story", "contextId", "createdAt", "updatedAt", "runId"}
         assert (vote.from_card, vote.to_card, vote.story, vote.context) == (
-            str(row["fromId"]), str(row["toId"]), row["story"], row["contextId"])
+            f"canonical:{row['fromId']}", f"canonical:{row['toId']}", row["story"], row["contextId"])
         assert (vote.graph_run, vote.created_at, vote.updated_at) == (row["runId"], row["createdAt"],
                                                                       row["updatedAt"])
         assert vote.relationship is None and vote.voter is None and vote.comment is None
@@ -316,23 +326,24 @@ def test_mge_example_graph(reference_data: Path, tmp_path: Path) -> None:
     for card, row in zip(cards, src["values"], strict=True):
         assert set(row) == {"id", "title", "description", "policies", "contexts", "context", "questionId"}
         assert (card.card_key, card.title, card.description, card.policies, card.contexts, card.context,
-                card.question_key) == (str(row["id"]), row["title"], row["description"], row["policies"],
-                                       row["contexts"], row["context"], str(row["questionId"]))
+                card.question_key) == (f"example:{row['id']}", row["title"], row["description"], row["policies"],
+                                       row["contexts"], row["context"], f"example:{row['questionId']}")
+        assert card.collection == "example"
         assert card.instructions_short is None and card.instructions_detailed is None
     upgrades = records["moral_graph_vote"]
     assert [(u.from_card, u.to_card, u.context, u.relationship) for u in upgrades] == [
-        (str(r["fromId"]), str(r["toId"]), r["context"], "upgrade") for r in src["upgrades"]]
+        (f"example:{r['fromId']}", f"example:{r['toId']}", r["context"], "upgrade") for r in src["upgrades"]]
     assert [f"upgrades[{i}]" for i in range(4)] == [u.provenance.source_key for u in upgrades]
     questions = records["moral_graph_question"]
     assert [(q.question_key, q.title, q.question, q.seed_message) for q in questions] == [
-        (str(r["id"]), r["title"], r["question"], None) for r in src["questions"]]
+        (f"example:{r['id']}", r["title"], r["question"], None) for r in src["questions"]]
 
 
 def test_cases_and_contexts(reference_data: Path, tmp_path: Path) -> None:
     path, src = _mg(reference_data, "dft_cases.json")
     questions = imported("moral_graph", path, tmp_path)["moral_graph_question"]
     assert [(q.question_key, q.title, q.question, q.seed_message) for q in questions] == [
-        (r["id"], r["title"], r["question"], r["seedMessage"]) for r in src]
+        (f"case:{r['id']}", r["title"], r["question"], r["seedMessage"]) for r in src]
     path, src = _mg(reference_data, "dft_context.json")
     contexts = imported("moral_graph", path, tmp_path)["moral_graph_context"]
     assert len(contexts) == 21
@@ -340,13 +351,14 @@ def test_cases_and_contexts(reference_data: Path, tmp_path: Path) -> None:
     path, src = _mg(reference_data, "dft_contextsOnCases.json")
     links = imported("moral_graph", path, tmp_path)["moral_graph_context"]
     assert [(c.context, c.question_key, c.created_at, c.updated_at) for c in links] == [
-        (r["contextId"], r["caseId"], r["createdAt"], r["updatedAt"]) for r in src]
+        (r["contextId"], f"case:{r['caseId']}", r["createdAt"], r["updatedAt"]) for r in src]
 
 
 def test_moral_graph_directory(reference_data: Path) -> None:
     result = import_path("moral_graph", reference_data / "moral_graph")
-    assert result.counts() == {"moral_graph_context": 37, "moral_graph_edge": 69, "moral_graph_question": 5,
-                               "moral_graph_vote": 347, "values_card": 381}
+    # the graph export's 60 cards are the canonical table's cards: imported once (identical content)
+    assert result.counts() == {"canonical_values_card": 115, "moral_graph_context": 37, "moral_graph_edge": 69,
+                               "moral_graph_question": 5, "moral_graph_vote": 347, "values_card": 206}
     assert len(result.source_files) == 9 and result.skipped == []
     ids = [r.id for rows in result.records.values() for r in rows]
     assert len(ids) == len(set(ids))

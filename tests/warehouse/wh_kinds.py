@@ -71,13 +71,19 @@ def built(kind: str, i: int, dilemma_ids: list[str] | None = None) -> Any:
         data = {"question": "How should I advise a grieving friend?", "participant": f"p{i}",
                 "turns": [{"role": "interviewer", "content": "What matters to you here?"},
                           {"role": "participant", "content": f"Being present ({i})."}]}
+    elif kind == "values_card_match":
+        data = {"card_a": f"generated:a{i}", "card_b": f"generated:b{i}", "similarity": 0.7,
+                "verdict": "same" if i % 2 else "different", "reason": "The same attention."}
+    elif kind == "value_rank":
+        data = {"card": f"canonical:{165 + i}", "title": f"Value {i}", "rank": i + 1, "pagerank": 0.1 / (i + 1),
+                "edges_in": 1, "edges_out": 0}
     else:
         raise KeyError(kind)
     return RECORD_TYPES[kind].model_validate({"id": stable_id("wh-kinds", kind, i), "provenance": _prov(), **data})
 
 
 BUILT_KINDS = {"perspective": 12, "value_rule": 5, "rule_pair_dilemma": 6, "preference_pair": 8,
-               "outcome_comparison": 6, "interview": 3}
+               "outcome_comparison": 6, "interview": 3, "values_card_match": 2, "value_rank": 3}
 
 
 def every_kind(reference_data: Path) -> dict[str, list[Any]]:

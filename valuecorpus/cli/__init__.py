@@ -24,7 +24,8 @@ app = typer.Typer(
 )
 
 # Command modules, in the order a record flows through the toolkit.
-COMMAND_MODULES = ["data", "taxonomy", "generate", "utilities", "curate", "warehouse", "outputs", "cache", "engine"]
+COMMAND_MODULES = ["data", "taxonomy", "generate", "utilities", "moral_graph", "curate", "warehouse", "outputs",
+                   "cache", "engine"]
 
 
 @app.callback()

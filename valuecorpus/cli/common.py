@@ -40,8 +40,9 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> int:
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get("VALUECORPUS_DEBUG") == "1"
     try:
-        app(args=argv, standalone_mode=False)
-        return 0
+        # outside standalone mode click returns (not raises) the code of a `typer.Exit(code)`
+        code = app(args=argv, standalone_mode=False)
+        return code if type(code) is int else 0
     except Exit as exc:
         return exc.exit_code
     except ClickException as exc:

@@ -86,7 +86,7 @@ def server_stop() -> None:
 
 @server_app.command("status")
 def server_status() -> None:
-    """Whether the managed server runs and answers."""
+    """Whether the managed server runs and answers (exit code 0 only when it does)."""
     from valuecorpus.annotation.server import status
 
     st = status(_files())
@@ -94,6 +94,8 @@ def server_status() -> None:
         typer.echo("not running")
         raise typer.Exit(1)
     typer.echo(f"running at {st['url']} (pid {st['pid']}, {'healthy' if st['healthy'] else 'NOT healthy'})")
+    if not st["healthy"]:  # scripts and DAGs wait on this exit code
+        raise typer.Exit(1)
 
 
 @curate_app.command("push")
@@ -181,8 +183,11 @@ def status_command(
         c["annotations"] += r["annotations"]
     agree = agreement(decisions)
     if as_json:
+        from valuecorpus.annotation.curated import AGREEMENT_STATISTICS
+
         typer.echo(json.dumps({"run": layout.run_id, "batches": {k: dict(v) for k, v in per.items()},
-                               "agreement": agree}, indent=2, sort_keys=True))
+                               "agreement": agree, "agreement_statistics": AGREEMENT_STATISTICS},
+                              indent=2, sort_keys=True, ensure_ascii=False))
         return
     console = Console()
     if not console.is_terminal:  # piped output: do not squeeze the tables to 80 columns
@@ -196,7 +201,7 @@ def status_command(
         table.add_row(key, *(str(c[x]) for x in cols))
     console.print(table)
     stats = Table(title="agreement (review annotations)")
-    for c in ("kind/batch", "field", "items ≥2", "annotators", "Cohen κ", "Fleiss κ", "Krippendorff α"):
+    for c in ("kind/batch", "field", "items ≥2", "annotators", "Cohen κ", "Fleiss κ", "Krippendorff α (level)"):
         stats.add_column(c)
     for key, fields in agree.items():
         for name, s in fields.items():
@@ -205,18 +210,23 @@ def status_command(
             stats.add_row(key, name, str(s["items_multiply_rated"]), str(s["annotators"]), fmt[0], fmt[1],
                           f"{fmt[2]} ({s['level']})")
     console.print(stats)
+    from valuecorpus.annotation.curated import AGREEMENT_STATISTICS
+
+    for name, what in AGREEMENT_STATISTICS.items():
+        console.print(f"[bold]{name}[/bold]: {what}", highlight=False)
 
 
 @curate_app.command("adjudicate")
 def adjudicate_command(run: str = typer.Argument(..., help="Run id or run directory.")) -> None:
     """Send ties and weak majorities (as of the last pull) to an adjudication project per kind and batch."""
+    from valuecorpus.annotation.pull import read_decisions
     from valuecorpus.annotation.push import adjudicate
     from valuecorpus.annotation.resolve import read_resolutions
 
     layout = _run(run)
     resolutions = read_resolutions(layout)
     client = _client()
-    reports = adjudicate(client, layout, resolutions)
+    reports = adjudicate(client, layout, resolutions, read_decisions(layout))
     if not reports:
         typer.echo("nothing needs adjudication")
     for rep in reports:
@@ -239,5 +249,5 @@ def finalize_command(
     layout = _run(run)
     target, stats = finalize(settings().data_home, layout, read_resolutions(layout), read_decisions(layout), run_id)
     typer.echo(f"staged curated run {target.run_id}: {stats['accepted']} accepted, {stats['edited']} edited, "
-               f"{stats['rejected']} rejected, {stats['unresolved']} unresolved")
+               f"{stats['rejected']} rejected, {stats['unresolved']} unresolved, {stats['relabelled']} relabelled")
     typer.echo(target.run_id)
