@@ -225,6 +225,8 @@ def seed_plan(chain: Chain, items: list[dict[str, Any]], config: EngineConfig | 
     else:
         reachable = len(items)
         what = chain.capacity_note()
+        # items made from inputs (one per dilemma, pair, card…): the count is an upper bound unless said otherwise
+        policy = recipe.seeds.when_short or "cap"
     if reachable < recipe.count:
         where = recipe.source_path or recipe.name
         stopped = sum(1 for d in (pool.dead_letters if pool else []) if d.error_class == "budget_exhausted")

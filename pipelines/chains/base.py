@@ -119,7 +119,7 @@ class Chain(ABC):
     Params: ClassVar[type[BaseModel]] = NoParams  # validates recipe.params
     step_classes: ClassVar[tuple[Any, ...]] = ()  # Step classes and `repeat.Repeat` groups, in order
     seed_template: ClassVar[str | None] = None  # the seed stage's prompt, for chains that draw seed situations
-    when_short: ClassVar[str] = "refuse"  # more plan items than distinct seeds: refuse | cap (recipe may override)
+    when_short: ClassVar[str] = "refuse"  # more items than distinct seeds: refuse | cap (recipe may override)
 
     def __init__(self, recipe: Recipe, inputs: list[dict[str, Any]] | None = None) -> None:
         self.recipe = recipe
