@@ -83,7 +83,7 @@ def apply_edits(record: Any, edits: dict[str, str], labels: list[str] | None = N
 
 def finalize(home: DataHome, source: RunLayout, resolutions: list[dict[str, Any]], decisions: list[dict[str, Any]],
              run_id: str | None = None) -> tuple[RunLayout, dict[str, Any]]:
-    from valuecorpus.schemas.arrow import read_records, write_records
+    from valuecorpus.schemas.arrow import write_records
     from valuecorpus.schemas.records.base import AnnotatorDecision, AppliedEdit
 
     if not resolutions:
@@ -101,7 +101,7 @@ def finalize(home: DataHome, source: RunLayout, resolutions: list[dict[str, Any]
         counts: dict[str, int] = {}
         originals_written: list[str] = []
         for kind, rows in sorted(by_kind.items()):
-            records = {r.id: r for r in read_records(source.records(kind))}
+            records = {r.id: r for r in source.read_records(f"records/{kind}")}
             kept, originals = [], []
             for res in rows:
                 rec = records.get(res["sample_id"])

@@ -80,7 +80,6 @@ def push(client: Any, run: RunLayout, batch: str = "main", overlap: int = 1, kin
     task data) adds what an adjudicator sees beside the sample."""
     import re
 
-    from valuecorpus.schemas.arrow import read_records
 
     if not re.match(BATCH_RE, batch):
         raise ValueCorpusError(f"invalid batch name '{batch}' (letters, digits, '.', '_', '-'; up to 32)")
@@ -103,7 +102,7 @@ def push(client: Any, run: RunLayout, batch: str = "main", overlap: int = 1, kin
     report = PushReport(run.run_id, batch, overlap)
     refs = projects.load(run)
     for kind in chosen:
-        records = read_records(run.records(kind))
+        records = run.read_records(f"records/{kind}")
         if only is not None:
             records = [r for r in records if r.id in only.get(kind, set())]
         ids = [r.id for r in records]

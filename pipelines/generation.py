@@ -1,14 +1,18 @@
 """One generation run, end to end: plan → chain (plain loop or Beam) → filters → judge → stage.
 
 The caller (the CLI) hands over what lives elsewhere: the engine config (built from settings, with the key),
-input records (perspectives on dilemmas) and the latest published texts of the output dataset (near-duplicate
-filter). This module imports neither the warehouse nor settings.
+input records (perspectives on dilemmas) and the latest published version's Parquet files of the output
+dataset (near-duplicate filter; Beam reads them on its workers). This module imports neither the warehouse
+nor settings.
+
+On Beam the run is staged by the pipeline itself (`stage.stage_sharded`): the workers write its tables into
+the staging location and the manifest is written when the pipeline has succeeded. The loop and a run answered
+from the cache keep everything in this process and stage it at the end (`stage.stage_run`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,11 +21,12 @@ from valuecorpus.pipelines.chains import chain_class
 from valuecorpus.pipelines.chains.runner import CacheOnly, NotCached, execute, initial_states
 from valuecorpus.pipelines.filters import apply_filters
 from valuecorpus.pipelines.filters.judge import apply_judge
-from valuecorpus.pipelines.planner import coverage, make_plan
-from valuecorpus.pipelines.seeds import seed_plan
-from valuecorpus.pipelines.stage import RunOutput, stage_run
+from valuecorpus.pipelines.planner import coverage, item_axes, kept_coverage, make_plan
+from valuecorpus.pipelines.seeds import SeedPool, seed_plan
+from valuecorpus.pipelines.stage import RunOutput, kept_rows, stage_run, stage_sharded
 from valuecorpus.schemas.errors import BudgetExhausted
-from valuecorpus.schemas.layout import PARTIAL_MARK, DataHome, RunLayout
+from valuecorpus.schemas.layout import DataHome, RunLayout
+from valuecorpus.schemas.storage import url_of
 
 if TYPE_CHECKING:
     from valuecorpus.pipelines.chains.base import Chain, SampleState
@@ -35,12 +40,14 @@ class GenerateOptions:
     beam_args: list[str] = field(default_factory=list)
     run_id: str | None = None
     inputs: list[dict[str, Any]] = field(default_factory=list)
-    published: list[tuple[str, str]] = field(default_factory=list)
+    published: list[tuple[str, str]] = field(default_factory=list)  # (id, text) handed over directly
+    published_files: list[str] = field(default_factory=list)  # Parquet files of the latest published version
     published_ref: str | None = None
     parent_runs: list[str] = field(default_factory=list)
     input_source: str | None = None  # the run or dataset the inputs came from (recorded as the seeds' source)
     toolkit_version: str = ""
     progress: bool = False  # the engine's progress display (on a terminal: rich; otherwise plain lines)
+    debug: bool = False  # show the runner's own logs and tracebacks (--debug)
 
 
 def summarise_states(out: RunOutput, states: list[SampleState]) -> None:
@@ -78,6 +85,44 @@ def resolve_cached(chain: Chain, plan: list[dict[str, Any]], config: EngineConfi
         return None
 
 
+def _published_compared(options: GenerateOptions) -> dict[str, Any]:
+    """What the near-duplicate filter compared against: the version, its files and their rows (footers only)."""
+    import pyarrow.parquet as pq
+
+    from valuecorpus.schemas.storage import as_path
+
+    rows = 0
+    for url in options.published_files:
+        with as_path(url).open("rb") as fh:
+            rows += pq.ParquetFile(fh).metadata.num_rows
+    out: dict[str, Any] = {"ref": options.published_ref, "files": len(options.published_files), "rows": rows}
+    if options.published:
+        out["texts"] = len(options.published)
+    return out
+
+
+def published_texts(chain: Chain, options: GenerateOptions) -> list[tuple[str, str]]:
+    """(id, text) of the published version, for the executors that filter in this process."""
+    from valuecorpus.schemas.arrow import read_records
+
+    texts = list(options.published)
+    for url in options.published_files:
+        texts.extend((r.id, t) for r in read_records(url) if (t := chain.text_of(r)))
+    return texts
+
+
+def add_seed_stage(out: RunOutput, pool: SeedPool) -> None:
+    """The seed stage's share of the run: its seeds table, its dead letters, what it spent and with what.
+    The executors add the chain's own to these."""
+    out.seeds = pool.rows
+    out.dead_letters = [*pool.dead_letters, *out.dead_letters]
+    for k, v in pool.tokens.items():
+        out.tokens[k] = out.tokens.get(k, 0) + v
+    out.cost_usd += pool.cost_usd
+    out.prompt_versions.update(pool.prompt_versions)
+    out.models.extend(m for m in pool.models if m not in out.models)
+
+
 def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: GenerateOptions) -> RunLayout:
     """Run a recipe and stage the run. Raises BudgetExhausted after staging if the cost cap stopped requests."""
     timings: dict[str, float] = {}
@@ -96,23 +141,46 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
     timings["plan_s"] = time.perf_counter() - started
 
     t = time.perf_counter()
-    languages = {it["sample_id"]: it["language"] for it in plan if "language" in it}
     resolved = resolve_cached(chain, plan, config) if options.executor == "auto" else None
     executor = "cache" if resolved is not None else "loop" if options.executor == "loop" else "beam"
-    if executor != "beam":
-        records, dead, states, engine_stats = resolved or run_loop(chain, plan, config, options.progress)
-        filtered = apply_filters(chain, records, options.published, languages)
-        kept, dropped = filtered.kept, filtered.filtered
-    else:
-        logging.disable(logging.WARNING)  # Beam's import warns about optional GCP clients: noise for users
-        try:
-            from valuecorpus.pipelines.beam_pipeline import run_beam
-        finally:
-            logging.disable(logging.NOTSET)
+    out = RunOutput(plan=plan)
+    if seed_pool is not None:
+        add_seed_stage(out, seed_pool)
+    out.extra = {
+        "executor": executor, "beam_args": options.beam_args, "endpoint": config.describe(),
+        "coverage": coverage(plan, item_axes(plan)),  # planned only; the executor adds what was kept
+        "published_compared": _published_compared(options), "seed_pool": seed_report,
+    }
+    if options.parent_runs:
+        out.extra["parent_runs"] = options.parent_runs
+    taxonomies = {}
+    if recipe.taxonomy or recipe.kind == "dilemmas":
+        from valuecorpus.schemas.taxonomies.loader import load_taxonomy
 
-        kept, dropped, dead, states, engine_stats = run_beam(
-            chain, plan, config, options.beam_args, home.runs_dir / f".{run_id}.beam{PARTIAL_MARK}{os.getpid()}",
-            options.published, languages, options.progress)
+        tax = load_taxonomy(recipe.taxonomy or "dailydilemmas_values")
+        taxonomies[tax.name] = tax.version
+
+    if executor == "beam":
+        layout = _generate_on_beam(recipe, home, run_id, chain, config, options, out, taxonomies, timings,
+                                   started, t)
+    else:
+        layout = _generate_here(recipe, home, run_id, chain, config, options, out, taxonomies, timings, started,
+                                t, resolved)
+    budget_hits = layout.read_manifest().model_extra.get("dead_letter_classes", {}).get("budget_exhausted", 0)
+    if budget_hits:
+        raise BudgetExhausted(f"cost or token cap reached: {budget_hits} requests not sent; run '{run_id}' was "
+                              f"staged with what was generated (see its dead letters)")
+    return layout
+
+
+def _generate_here(recipe: Recipe, home: DataHome, run_id: str, chain: Chain, config: EngineConfig,
+                   options: GenerateOptions, out: RunOutput, taxonomies: dict[str, str], timings: dict[str, float],
+                   started: float, t: float, resolved: Any) -> RunLayout:
+    plan = out.plan
+    languages = {it["sample_id"]: it["language"] for it in plan if "language" in it}
+    records, dead, states, engine_stats = resolved or run_loop(chain, plan, config, options.progress)
+    filtered = apply_filters(chain, records, published_texts(chain, options), languages)
+    kept, dropped = filtered.kept, filtered.filtered
     generated = len(kept) + len(dropped)
     timings["generate_s"] = time.perf_counter() - t
 
@@ -123,39 +191,54 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
         with Engine(config) as engine:
             judged, judge_dead = apply_judge(chain, kept, engine)
         kept, dropped, dead = judged.kept, dropped + judged.filtered, dead + judge_dead
+    kept = kept + chain.shared_records(kept)
     timings["filter_s"] = time.perf_counter() - t
 
-    if seed_pool is not None:
-        dead = seed_pool.dead_letters + dead
-    out = RunOutput(records=kept, plan=plan, dead_letters=dead, filtered=dropped,
-                    seeds=seed_pool.rows if seed_pool is not None else [])
-    if seed_pool is not None:
-        out.tokens.update(seed_pool.tokens)
-        out.cost_usd += seed_pool.cost_usd
-        out.prompt_versions.update(seed_pool.prompt_versions)
-        out.models.extend(seed_pool.models)
+    out.records, out.dead_letters, out.filtered = kept, out.dead_letters + dead, dropped
     summarise_states(out, states)
-    axes = sorted({k for it in plan for k in it} - {"index", "sample_id", "seed", "stratum"})
-    out.extra = {
-        "executor": executor, "beam_args": options.beam_args, "engine": engine_stats,
-        "endpoint": config.describe(), "coverage": coverage(plan, axes),
-        "generated": generated, "samples_failed": sum(1 for s in states if s.failed),
-        "published_compared": {"ref": options.published_ref, "texts": len(options.published)},
-        "seed_pool": seed_report,
-    }
-    if options.parent_runs:
-        out.extra["parent_runs"] = options.parent_runs
+    out.extra.update(engine=engine_stats, generated=generated, samples_failed=sum(1 for s in states if s.failed),
+                     coverage=kept_coverage(plan, item_axes(plan), kept, chain.stratum_fields))
     timings["total_s"] = time.perf_counter() - started
     out.timings = timings
-    taxonomies = {}
-    if recipe.taxonomy or recipe.kind == "dilemmas":
-        from valuecorpus.schemas.taxonomies.loader import load_taxonomy
+    return stage_run(home, run_id, recipe, chain.record_kinds, out, taxonomies, options.toolkit_version)
 
-        tax = load_taxonomy(recipe.taxonomy or "dailydilemmas_values")
-        taxonomies[tax.name] = tax.version
-    layout = stage_run(home, run_id, recipe, chain.record_kinds, out, taxonomies, options.toolkit_version)
-    budget_hits = sum(1 for d in dead if d.error_class == "budget_exhausted")
-    if budget_hits:
-        raise BudgetExhausted(f"cost or token cap reached: {budget_hits} requests not sent; run '{run_id}' was "
-                              f"staged with what was generated (see its dead letters)")
-    return layout
+
+def _generate_on_beam(recipe: Recipe, home: DataHome, run_id: str, chain: Chain, config: EngineConfig,
+                      options: GenerateOptions, out: RunOutput, taxonomies: dict[str, str],
+                      timings: dict[str, float], started: float, t: float) -> RunLayout:
+    logging.disable(logging.WARNING)  # Beam's import warns about optional GCP clients: noise for users
+    try:
+        from valuecorpus.pipelines.beam_io import shard_count
+        from valuecorpus.pipelines.beam_pipeline import run_beam
+    finally:
+        logging.disable(logging.NOTSET)
+    summary: dict[str, Any] = {}
+    staged: list[RunLayout] = []
+
+    def produce(layout: RunLayout) -> dict[str, int]:
+        staged.append(layout)
+        summary.update(run_beam(
+            chain, config, options.beam_args, url_of(layout.plan), url_of(layout.path),
+            shard_count(len(out.plan)), options.published_files, options.published, options.progress, run_id,
+            len(out.plan), options.debug))
+        return summary["counts"]
+
+    def after(out: RunOutput) -> None:
+        counts = summary["counts"]
+        timings["generate_s"] = time.perf_counter() - t
+        for k, v in summary["tokens"].items():  # added to the seed stage's
+            out.tokens[k] = out.tokens.get(k, 0) + v
+        out.cost_usd += summary["cost_usd"]
+        out.prompt_versions.update(summary["prompt_versions"])
+        out.models.extend(m for m in summary["models"] if m not in out.models)
+        out.extra.update(engine=summary["engine"], samples_failed=summary["failed"],
+                         generated=sum(v for k, v in counts.items() if k.startswith("records/"))
+                         + counts.get("filtered", 0),
+                         coverage=kept_coverage(out.plan, item_axes(out.plan),
+                                                kept_rows(staged[0], chain.record_kinds, chain.stratum_fields),
+                                                chain.stratum_fields))
+        timings["total_s"] = time.perf_counter() - started
+        out.timings = timings
+
+    return stage_sharded(home, run_id, recipe, chain.record_kinds, out, produce, taxonomies,
+                         options.toolkit_version, after)

@@ -160,7 +160,6 @@ def aggregate(records: dict[str, list[Record]], rule: EdgeRule | None = EdgeRule
 
 def read_runs(home: DataHome, run_refs: list[str]) -> tuple[dict[str, list[Record]], list[str]]:
     """The moral-graph records of these runs; the same record id in two runs is an error."""
-    from valuecorpus.schemas.arrow import read_records
 
     records: dict[str, list[Record]] = {}
     seen: dict[str, str] = {}
@@ -169,9 +168,9 @@ def read_runs(home: DataHome, run_refs: list[str]) -> tuple[dict[str, list[Recor
         layout = home.resolve_run(ref)
         run_ids.append(layout.run_id)
         for kind in GRAPH_KINDS:
-            if not layout.records(kind).exists():
+            if not layout.has_table(f"records/{kind}"):
                 continue
-            for rec in read_records(layout.records(kind), record_type(kind)):
+            for rec in layout.read_records(f"records/{kind}"):
                 if rec.id in seen:
                     raise ValueCorpusError(f"record {rec.id} ({kind}) is in run '{seen[rec.id]}' and in run "
                                            f"'{layout.run_id}': aggregate each run once")

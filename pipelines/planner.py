@@ -185,9 +185,50 @@ def _label(value: Any) -> str:
     return str(value)
 
 
+NOT_AXES = {"index", "sample_id", "seed", "stratum", "seed_situation"}  # a plan item's keys that are no stratum
+
+
+def item_axes(items: list[dict[str, Any]]) -> list[str]:
+    """The stratum axes of a plan: every key of its items but their ids, seeds and seed situations."""
+    return sorted({k for it in items for k in it} - NOT_AXES)
+
+
 def coverage(items: list[dict[str, Any]], axes: list[str]) -> dict[str, dict[str, int]]:
     """Items per value of each axis (what `run show` reports as max/min)."""
     return {axis: dict(Counter(_label(it[axis]) for it in items if axis in it)) for axis in axes}
+
+
+def kept_coverage(plan: list[dict[str, Any]], axes: list[str], records: list[Any],
+                  fields: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per axis: items planned per value, and plan items with a kept record per value, read from the records'
+    own stratum field where the chain names one (`Chain.stratum_fields`), else from the record's plan item. A
+    value no item was planned for shows up as an extra key: the table never hides a record that disagrees."""
+    by_sample = {it["sample_id"]: it for it in plan}
+    out: dict[str, dict[str, Any]] = {}
+    for axis in axes:
+        planned = Counter(_label(it[axis]) for it in plan if axis in it)
+        kept: dict[str, int] = {v: 0 for v in planned}
+        field = fields.get(axis)
+        seen: set[tuple[str, str]] = set()
+        for rec in records:
+            sample = rec.provenance.plan_item or ""
+            if field is not None:
+                value = getattr(rec, field, None)
+            elif axis in by_sample.get(sample, {}):
+                value = by_sample[sample][axis]
+            else:
+                continue
+            if value is None:
+                continue
+            key = (sample, _label(value))
+            if key not in seen:  # samples, not records: a perspective sample is eleven records
+                seen.add(key)
+                kept[key[1]] = kept.get(key[1], 0) + 1
+        out[axis] = {"planned": dict(planned), "kept": kept, "kept_from": "records" if field else "plan"}
+    return out
+
+
+PLAN_ROWS_PER_GROUP = 1000
 
 
 def write_plan(items: list[dict[str, Any]], path: str | Path) -> None:
@@ -207,7 +248,12 @@ def write_plan(items: list[dict[str, Any]], path: str | Path) -> None:
     cols["item"] = [canonical_json(it) for it in items]
     schema = pa.schema([("index", pa.int64()), ("sample_id", pa.string()), ("seed", pa.int64()),
                         ("stratum", pa.string()), *[(a, pa.string()) for a in axes], ("item", pa.string())])
-    pq.write_table(pa.table(cols, schema=schema), str(path))
+    from valuecorpus.schemas import storage
+
+    # row groups of a fixed size: pipeline workers read the plan one row group at a time
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table(cols, schema=schema), sink, row_group_size=PLAN_ROWS_PER_GROUP)
+    storage.write_bytes(storage.as_path(path), sink.getvalue().to_pybytes())
 
 
 def read_plan(path: str | Path) -> list[dict[str, Any]]:

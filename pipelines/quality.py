@@ -4,8 +4,9 @@
   record model: 1 − (dead letters of class invalid_json / schema / parse / taxonomy + records filtered as
   schema) / requests;
 - duplicate rate: records dropped as exact or near duplicates / records generated;
-- coverage per stratum: items per value of each plan axis, in the plan and among the kept records, with the
-  max/min ratio (∞ when a value has no kept record);
+- coverage per stratum: items per value of each plan axis, in the plan and among the kept records (counted
+  from each record's own stratum field where the chain has one), with the max/min ratio (∞ when a value has
+  no kept record);
 - tokens, cost, dead letters by class, filtered samples by filter.
 """
 
@@ -30,14 +31,15 @@ def _ratio(counts: dict[str, int]) -> float | None:
 def quality_report(layout: RunLayout) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
-    from valuecorpus.pipelines.planner import _label
+    from valuecorpus.pipelines.planner import _label, item_axes
 
     m = layout.read_manifest()
     extra = m.model_extra or {}
     dead_classes: dict[str, int] = extra.get("dead_letter_classes", {})
     filtered_by: dict[str, int] = extra.get("filtered_by", {})
     engine = extra.get("engine") or {}
-    requests = int(engine.get("requests") or 0)
+    # the seed stage's proposal requests are the run's too (their parse failures are dead letters of the run)
+    requests = int(engine.get("requests") or 0) + int((extra.get("seed_pool") or {}).get("proposal_requests") or 0)
     generated = int(extra.get("generated") or (sum(m.counts.values()) + m.filtered))
     schema_bad = sum(dead_classes.get(c, 0) for c in SCHEMA_CLASSES) + filtered_by.get("schema", 0)
     report: dict[str, Any] = {
@@ -50,18 +52,25 @@ def quality_report(layout: RunLayout) -> dict[str, Any]:
         "tokens": m.tokens, "cost_usd": m.cost_usd, "dead_letters": dead_classes, "filtered": filtered_by,
         "timings": m.timings, "coverage": {}, "seed_pool": extra.get("seed_pool") or {},
     }
-    if layout.plan.exists():
-        plan = [json.loads(s) for s in pq.read_table(layout.plan, columns=["item"]).column("item").to_pylist()]
+    staged = extra.get("coverage") or {}
+    if staged and all(isinstance(c, dict) and "kept" in c for c in staged.values()):
+        for axis, c in sorted(staged.items()):
+            report["coverage"][axis] = {"values": len(c["planned"]), "planned_max_min": _ratio(c["planned"]),
+                                        "kept_max_min": _ratio(c["kept"]), "planned": c["planned"],
+                                        "kept": c["kept"], "kept_from": c.get("kept_from", "plan")}
+    elif layout.plan.exists():  # runs staged before coverage was counted from the records
+        with layout.plan.open("rb") as fh:
+            plan = [json.loads(s) for s in pq.ParquetFile(fh).read(columns=["item"]).column("item").to_pylist()]
         by_sample = {it["sample_id"]: it for it in plan}
         kept_samples: Counter[str] = Counter()
         for kind in m.kinds:
-            path = layout.records(kind)
-            if path.exists():
-                table = pq.read_table(path, columns=["provenance"])
+            for path in layout.table_files(f"records/{kind}"):
+                with path.open("rb") as fh:
+                    table = pq.ParquetFile(fh).read(columns=["provenance"])
                 for prov in table.column("provenance").to_pylist():
                     if prov and prov.get("plan_item") in by_sample:
                         kept_samples[prov["plan_item"]] += 1
-        axes = sorted({k for it in plan for k in it} - {"index", "sample_id", "seed", "stratum"})
+        axes = item_axes(plan)
         for axis in axes:
             planned = Counter(_label(it[axis]) for it in plan if axis in it)
             kept = {v: 0 for v in planned}

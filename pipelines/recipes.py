@@ -76,6 +76,8 @@ class ModelSection(_Strict):
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(512, ge=1, description="per request, unless set per step")
     step_max_tokens: dict[str, int] = Field(default_factory=dict, description="step name -> max_tokens")
+    repeat_penalty: float | None = Field(None, gt=0, le=2, description="discourages repetition (local model, "
+                                         "llama.cpp, vLLM); None: 1.1 on the embedded model, else the server's")
     step_models: dict[str, str] = Field(
         default_factory=dict, description="step name -> another model at the same endpoint (e.g. interviewer "
         "and participant); the embedded local backend has one model and answers every step with it")
@@ -318,5 +320,5 @@ def _check_chain(recipe: Recipe, path: Path | str) -> None:
         if step not in steps and step not in extra_steps:
             raise RecipeError(f"{path}: key 'model.step_max_tokens.{step}': no such step in '{recipe.kind}'")
     for step in recipe.model.step_models:
-        if step not in steps and step != "judge":
+        if step not in steps and step not in extra_steps:
             raise RecipeError(f"{path}: key 'model.step_models.{step}': no such step in '{recipe.kind}'")

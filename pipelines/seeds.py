@@ -81,6 +81,7 @@ class SeedPool:
     cost_usd: float = 0.0
     models: list[str] = field(default_factory=list)
     prompt_versions: dict[str, str] = field(default_factory=dict)
+    engine: dict[str, Any] = field(default_factory=dict)  # the seed stage engine's counters (EngineStats)
     _seen: dict[str, str] = field(default_factory=dict)
 
     def add(self, key: str, text: str, source: str, **provenance: Any) -> bool:
@@ -113,7 +114,7 @@ class SeedPool:
         return {"pools": len(self.pools), "seeds": self.count(), "by_source": dict(by_source),
                 "duplicates": sum(1 for r in self.rows if r.duplicate_of is not None),
                 "proposal_requests": self.requests, "dead_letters": len(self.dead_letters),
-                "tokens": self.tokens, "cost_usd": round(self.cost_usd, 6)}
+                "tokens": self.tokens, "cost_usd": round(self.cost_usd, 6), "engine": self.engine}
 
 
 def proposal_request(chain: Chain, key: str, index: int, pool: SeedPool) -> GenerationRequest:
@@ -124,9 +125,7 @@ def proposal_request(chain: Chain, key: str, index: int, pool: SeedPool) -> Gene
     schema = model_json_schema(SeedsOut)
     schema["properties"]["seeds"].update(minItems=1, maxItems=seeds.per_request)
     schema["properties"]["seeds"]["items"].update(minLength=3, maxLength=SEED_MAX_CHARS)
-    params = chain.generation_params("seeds")
-    # the worst case of this schema at one character per token, so the constrained answer always closes
-    params.max_tokens = max(params.max_tokens, seeds.per_request * (SEED_MAX_CHARS + 4) + 8)
+    params = chain.generation_params("seeds")  # the engine asks for at least the schema's worst case
     template = chain.seed_prompt()
     style = [s["text"] for s in pool.pools.get(key, []) if s["source"] == "shipped"][:3]
     variables = {**chain.seed_variables(key), "n": seeds.per_request, "facet": facet(index), "style": style}
@@ -195,6 +194,7 @@ def build_pool(chain: Chain, items: list[dict[str, Any]], config: EngineConfig |
                      if demand[k] > len(pool.pools.get(k, [])) and added[k]}
             if not short:
                 break
+        pool.engine = engine.stats.as_dict()
     return pool
 
 

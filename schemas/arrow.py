@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 
 from valuecorpus.schemas.errors import ValueCorpusError
 from valuecorpus.schemas.records import RECORD_TYPES
-from valuecorpus.schemas.records.base import JsonBlob, canonical_json
+from valuecorpus.schemas.records.base import JsonBlob, ordered_json
 
 JSON_META = {b"valuecorpus.json": b"true"}
 KIND_META = b"valuecorpus.kind"
@@ -130,7 +130,7 @@ def _map_path(obj: Any, path: tuple[str, ...], fn: Any) -> None:
 def record_to_row(record: BaseModel) -> dict[str, Any]:
     row = record.model_dump(mode="python")
     for path in _json_paths(type(record)):
-        _map_path(row, path, lambda v: None if v is None else canonical_json(v))
+        _map_path(row, path, lambda v: None if v is None else ordered_json(v))
     return row
 
 
@@ -166,20 +166,40 @@ def model_of(schema: pa.Schema) -> type[BaseModel]:
     return known[kind]
 
 
-def write_records(path: str | Path, records: list[BaseModel], model: type[BaseModel] | None = None) -> int:
-    """Write a Parquet file aside and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_records(path: str | Path | Any, records: list[BaseModel], model: type[BaseModel] | None = None) -> int:
+    """Write a Parquet file aside and rename it into place (on an object store: one PUT, atomic by itself)."""
+    from valuecorpus.schemas import storage
+
     table = to_table(records, model)
+    path = storage.as_path(path)
+    if storage.is_remote(path):
+        write_parquet(path, table)
+        return table.num_rows
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp, compression="zstd")
     tmp.replace(path)
     return table.num_rows
 
 
-def read_table(path: str | Path) -> pa.Table:
+def write_parquet(path: Any, table: pa.Table) -> None:
+    """A table to a Parquet file on any filesystem (written whole, then put in one piece)."""
+    from valuecorpus.schemas import storage
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    storage.write_bytes(storage.as_path(path), sink.getvalue().to_pybytes())
+
+
+def read_table(path: str | Path | Any) -> pa.Table:
     """One Parquet file. (`pq.read_table` would import pandas, ~1 s of start-up for nothing.)"""
-    return pq.ParquetFile(path).read()
+    from valuecorpus.schemas import storage
+
+    path = storage.as_path(path)
+    if not storage.is_remote(path):
+        return pq.ParquetFile(path).read()
+    with path.open("rb") as fh:
+        return pq.ParquetFile(fh).read()
 
 
 def read_records(path: str | Path, model: type[BaseModel] | None = None) -> list[Any]:

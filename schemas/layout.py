@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from valuecorpus.schemas import storage
 from valuecorpus.schemas.errors import NotFoundError, ValueCorpusError
 
 PARTIAL_MARK = ".partial-"  # runs/.<run_id>.partial-<pid>: a run being staged (hidden from listings)
@@ -33,7 +34,7 @@ def utc_now() -> str:
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with storage.as_path(path).open("rb") as fh:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
@@ -104,10 +105,14 @@ def originals_path(kind: str) -> str:
 class RunLayout:
     """A run directory: `records/<kind>.parquet`, `plan.parquet`, `dead_letters.parquet`, `filtered.parquet`,
     `manifest.json` (written last: a run without it is incomplete); a curated run adds `curation/` (decisions,
-    resolutions and `originals/<kind>.parquet`, which publishing carries into the version)."""
+    resolutions and `originals/<kind>.parquet`, which publishing carries into the version).
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    A table may instead be a folder of shards (`records/<kind>/part-*.parquet`, `dead_letters/part-*.parquet`,
+    ...), as a pipeline's workers write it: `table_files` lists either form, `read_table` reads either. The
+    path is a local `Path` or an object-store `UPath` (see `storage`)."""
+
+    def __init__(self, path: str | Path | Any) -> None:
+        self.path = storage.as_path(path)
         self.run_id = self.path.name
 
     @property
@@ -173,11 +178,49 @@ class RunLayout:
         """Scratch space for a run in progress (Beam shards, partial outputs)."""
         return self.path / "_work"
 
+    def table_path(self, table: str) -> Any:
+        """`records/<kind>`, `plan`, `dead_letters` or `filtered`, without the `.parquet` suffix."""
+        return self.path / table
+
+    def table_files(self, table: str) -> list[Any]:
+        """The Parquet files of a table: the single file, or the shards of its folder (sorted)."""
+        single = self.path / f"{table}.parquet"
+        if single.is_file():
+            return [single]
+        return storage.list_files(self.path / table, "part-*.parquet")
+
+    def has_table(self, table: str) -> bool:
+        return bool(self.table_files(table))
+
+    def read_table(self, table: str) -> Any:
+        """A table as one Arrow table (shards concatenated; an empty table when it has no file)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        parts = []
+        for path in self.table_files(table):
+            with path.open("rb") as fh:
+                parts.append(pq.ParquetFile(fh).read())
+        if not parts:
+            raise NotFoundError(f"run '{self.run_id}' has no table '{table}' ({self.path / table}.parquet)")
+        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+    def read_records(self, table: str) -> list[Any]:
+        """A table as record models (`records/<kind>`, `dead_letters`, `filtered`)."""
+        from valuecorpus.schemas.arrow import from_table
+
+        return from_table(self.read_table(table))
+
     def exists(self) -> bool:
-        return self.manifest_path.exists()
+        return self.manifest_path.is_file()
 
     def kinds(self) -> list[str]:
-        return sorted(p.stem for p in self.records_dir.glob("*.parquet")) if self.records_dir.exists() else []
+        rdir = self.records_dir
+        if not rdir.is_dir():
+            return []
+        found = {p.stem for p in storage.list_files(rdir, "*.parquet")}
+        found.update(p.name for p in rdir.iterdir() if p.is_dir() and storage.list_files(p, "part-*.parquet"))
+        return sorted(found)
 
     def read_manifest(self) -> RunManifest:
         if not self.exists():
@@ -185,7 +228,12 @@ class RunLayout:
         return RunManifest.model_validate_json(self.manifest_path.read_text(encoding="utf-8"))
 
     def write_manifest(self, manifest: RunManifest) -> None:
-        write_json_atomic(self.manifest_path, manifest.model_dump(mode="json"))
+        if storage.is_remote(self.path):
+            data = json.dumps(manifest.model_dump(mode="json"), ensure_ascii=False, indent=2, sort_keys=True,
+                              default=str)
+            storage.write_bytes(self.manifest_path, data.encode("utf-8"))
+        else:
+            write_json_atomic(self.manifest_path, manifest.model_dump(mode="json"))
 
 
 class FileEntry(BaseModel):
@@ -215,8 +263,17 @@ class VersionManifest(BaseModel):
 class DataHome:
     """The root of everything valuecorpus writes: `runs/`, `cache/`, `warehouse/`, `annotation/`."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).expanduser()
+    def __init__(self, root: str | Path | Any) -> None:
+        self.root = storage.as_path(root)
+
+    @property
+    def remote(self) -> bool:
+        """On an object store: no renames, so runs and versions appear when their manifest is written."""
+        return storage.is_remote(self.root)
+
+    @property
+    def url(self) -> str:
+        return storage.url_of(self.root)
 
     @property
     def runs_dir(self) -> Path:
@@ -241,8 +298,8 @@ class DataHome:
 
     def resolve_run(self, ref: str) -> RunLayout:
         """A run by id, or by path to its directory."""
-        path = Path(ref)
-        layout = RunLayout(path) if path.is_dir() else self.run(ref)
+        path = storage.as_path(ref)
+        layout = RunLayout(path) if ("/" in ref or storage.is_remote(ref)) and path.is_dir() else self.run(ref)
         if not layout.exists():
             raise NotFoundError(f"run '{ref}' not found under {self.runs_dir} (or incomplete: no manifest.json)")
         return layout
@@ -253,6 +310,9 @@ class DataHome:
         renamed to `runs/<run_id>` when the block succeeds and removed when it fails. A kill leaves only the
         hidden directory, which `clean_stale_partials` removes later. An existing run is never touched."""
         final = self.run(run_id)
+        if self.remote:
+            yield from self._staging_in_place(final)
+            return
         if final.path.exists():
             raise ValueCorpusError(f"run '{run_id}' already exists at {final.path}")
         self.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -272,10 +332,25 @@ class DataHome:
             shutil.rmtree(partial.path, ignore_errors=True)
             raise
 
+    def _staging_in_place(self, final: RunLayout) -> Iterator[RunLayout]:
+        """On an object store the run is written where it stays, its manifest last: readers only see runs that
+        have one. Leftovers of a killed attempt under the same id (no manifest) are cleared first."""
+        if final.exists():
+            raise ValueCorpusError(f"run '{final.run_id}' already exists at {final.path}")
+        storage.remove_tree(final.path)
+        try:
+            yield final
+            storage.remove_tree(final.work_dir)
+        except BaseException:
+            if not final.exists():
+                storage.remove_tree(final.path)
+            raise
+
     def clean_stale_partials(self) -> list[Path]:
-        """Remove partial run directories whose process is gone (a killed import, generation or curation)."""
+        """Remove partial run directories whose process is gone (a killed import, generation or curation).
+        On an object store there are none: an incomplete run is one without a manifest, invisible to readers."""
         removed: list[Path] = []
-        if not self.runs_dir.exists():
+        if self.remote or not self.runs_dir.exists():
             return removed
         for path in self.runs_dir.iterdir():
             pid = path.name.rsplit(PARTIAL_MARK, 1)[-1] if PARTIAL_MARK in path.name else ""
@@ -288,7 +363,8 @@ class DataHome:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         base = f"{prefix}-{stamp}"
         run_id, n = base, 1
-        while (self.runs_dir / run_id).exists():
+        while (self.runs_dir / run_id / "manifest.json").exists() or (
+                not self.remote and (self.runs_dir / run_id).exists()):
             n += 1
             run_id = f"{base}-{n}"
         return run_id
@@ -296,13 +372,14 @@ class DataHome:
     def list_runs(self) -> list[RunLayout]:
         if not self.runs_dir.exists():
             return []
-        return sorted((RunLayout(p) for p in self.runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                      key=lambda r: r.run_id)
+        runs = (RunLayout(p) for p in self.runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        # on an object store a run without its manifest is still being written (or was killed): not a run yet
+        return sorted((r for r in runs if not self.remote or r.exists()), key=lambda r: r.run_id)
 
-    def dataset_dir(self, name: str) -> Path:
+    def dataset_dir(self, name: str) -> Any:
         if not DATASET_RE.match(name):
             raise ValueCorpusError(f"invalid dataset name '{name}' (lowercase letters, digits, '_')")
         return self.warehouse_dir / name
 
-    def version_dir(self, name: str, version: int) -> Path:
+    def version_dir(self, name: str, version: int) -> Any:
         return self.dataset_dir(name) / f"v{version}"

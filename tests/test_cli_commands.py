@@ -29,8 +29,8 @@ def test_every_command_answers_help() -> None:
     names = {" ".join(p) for p in paths}
     # the commands each component contributes are all registered
     for expected in ["import", "taxonomy list", "generate", "runs", "run show", "run resume", "cache stats",
-                     "publish", "versions", "sql", "diff", "annotation server start", "curate push", "curate pull",
-                     "curate status", "utilities fit", "export", "report"]:
+                     "validate", "publish", "versions", "sql", "diff", "annotation server start", "curate push",
+                     "curate pull", "curate status", "utilities fit", "export", "report"]:
         assert expected in names, f"missing command: {expected}"
     runner = CliRunner()
     for path in paths:

@@ -4,6 +4,7 @@ installed into a fresh venv carries every component (and its data files) under `
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import sysconfig
@@ -63,3 +64,19 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
     # Data files ship in the wheel and are read through importlib.resources, not from the source tree.
     assert found["taxonomies"] == probe(sys.executable, tmp_path)["taxonomies"]
     assert found["taxonomies"]["dailydilemmas_values"] == 301 and found["variant"] == "法治教育"
+
+    # a pipeline runs from that venv, the wheel named as the package workers install (Dataflow / Flink)
+    from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
+
+    home = tmp_path / "home"
+    with FakeServer(FakeServerConfig(model="fake-model")) as server:
+        run = subprocess.run([str(py), "-m", "valuecorpus", "generate", "dilemmas", "--n", "2",
+                              "--run-id", "from-wheel", "--base-url", server.base_url, "--model", "fake-model",
+                              "--no-progress",
+                              "--executor", "beam", "--", f"--extra_package={wheel}"],
+                             capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "VALUECORPUS_HOME": str(home)}, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    manifest = json.loads((home / "runs" / "from-wheel" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["executor"] == "beam" and manifest["plan_items"] == 2
+    assert manifest["beam_args"] == [f"--extra_package={wheel}"]

@@ -3,8 +3,8 @@ and a read-only DuckDB catalog.
 
 Public API (imported lazily so that importing the package stays cheap):
 `publish`, `latest_version`, `list_versions`, `version_info`, `load_version`, `load_records`,
-`verify_version`, `query`, `diff_versions`, `export` (training and evaluation files), `write_report` (the HTML
-report).
+`verify_version`, `query`, `diff_versions`, `release_changes`, `validate` (with `run_target` /
+`version_target`), `export` (training and evaluation files), `write_report` (the HTML report).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ _API = {
     "version_info": "versions", "load_version": "versions", "load_records": "versions",
     "verify_version": "versions", "version_numbers": "versions",
     "query": "catalog", "connect": "catalog",
-    "diff_versions": "diff",
+    "diff_versions": "diff", "release_changes": "diff",
+    "validate": "validation.gate", "run_target": "validation.gate", "version_target": "validation.gate",
+    "failure_message": "validation.gate",
     "export": "exports", "write_report": "report",
 }
 

@@ -79,6 +79,9 @@ def connect(home: DataHome | str | Path) -> tuple[duckdb.DuckDBPyConnection, lis
     home = as_home(home)
     views, files = plan_views(home)
     con = duckdb.connect(":memory:")
+    if home.remote:
+        # DuckDB reads the store through fsspec (its own httpfs extension would be downloaded at run time)
+        con.register_filesystem(home.root.fs)
     con.execute("CREATE TABLE warehouse_versions (dataset VARCHAR, version INTEGER, kind VARCHAR, "
                 "rows BIGINT, created_at VARCHAR, view_name VARCHAR)")
     allowed: list[str] = []
@@ -91,7 +94,7 @@ def connect(home: DataHome | str | Path) -> tuple[duckdb.DuckDBPyConnection, lis
                             [dataset, info.version, kind, info.manifest.row_counts.get(kind),
                              info.manifest.created_at, name])
     for view in views:
-        paths = [str(p.resolve()) for p in files[view]]
+        paths = [str(p) if home.remote else str(p.resolve()) for p in files[view]]
         allowed.extend(paths)
         listing = ", ".join(_sql_str(p) for p in paths)
         con.execute(f"CREATE VIEW {_quote(view.name)} AS SELECT * FROM read_parquet([{listing}])")

@@ -80,7 +80,8 @@ def collect_sources(manifest: RunManifest, record_files: list[Path]) -> list[dic
     also state them (`sources: [{name, licence, url}]` or `licence`)."""
     names: set[str] = set()
     for path in record_files:
-        column = pq.ParquetFile(path).read(columns=["provenance"]).column("provenance")
+        with path.open("rb") as fh:
+            column = pq.ParquetFile(fh).read(columns=["provenance"]).column("provenance")
         values = pc.struct_field(column, "source_dataset").unique().to_pylist()
         names.update(v for v in values if v)
     extra = manifest.model_extra or {}

@@ -1,9 +1,13 @@
 """Publishing a staged run as an immutable, numbered version of a dataset.
 
 Everything is written into a temp dir inside the dataset dir and renamed into place as `vN` in one step, so a
-crash or `kill -9` at any moment leaves either the complete version or none. The number is claimed under
-an exclusive `flock` on the dataset's lock file (released by the kernel if the holder dies), and the rename
-refuses to replace an existing version: two publishers never get the same number and never overwrite.
+crash or `kill -9` at any moment leaves either the complete version or none. On an object store (no rename,
+no lock) the number is claimed by creating `_claims/vN` exclusively (a conditional PUT that fails when the
+object exists), the files are written into `vN/`, and the manifest is written last: readers only see versions
+that have one, and a killed publisher's number stays claimed, never reused (`warehouse/remote.py`).
+On a local disk the number is claimed under an exclusive `flock` on the dataset's lock file (released by the
+kernel if the holder dies), and the rename refuses to replace an existing version: two publishers never get
+the same number and never overwrite.
 Publishing the same content twice makes a new version; its manifest says which version it repeats.
 """
 
@@ -11,13 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import secrets
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ from valuecorpus.schemas.records import record_type
 from valuecorpus.warehouse.card import record_languages, render_card
 from valuecorpus.warehouse.changelog import changelog
 from valuecorpus.warehouse.lineage import build_lineage, collect_sources
+from valuecorpus.warehouse.validation.gate import ValidationFailed
 from valuecorpus.warehouse.versions import (
     CARD,
     MANIFEST,
@@ -58,14 +62,7 @@ TMP_PREFIX = ".tmp-"
 LOCK_NAME = ".publish.lock"
 STALE_FOREIGN_TMP_S = 24 * 3600
 
-Validation = Callable[[RunLayout], Mapping[str, Any]] | Mapping[str, Any] | None
 StepHook = Callable[[str], None] | None
-
-
-class ValidationFailed(ValueCorpusError):
-    """The validation gate rejected the run: nothing is published."""
-
-    exit_code = 5
 
 
 def toolkit_version() -> str:
@@ -75,26 +72,14 @@ def toolkit_version() -> str:
         return "unknown"
 
 
-def check_validation(validation: Validation, run: RunLayout) -> dict[str, Any] | None:
-    """Run the validation hook (or take its result) and refuse a failed result, saying why."""
-    if validation is None:
-        return None
-    result = validation(run) if callable(validation) else validation
-    if not isinstance(result, Mapping):
-        raise ValueCorpusError(f"validation for run '{run.run_id}' returned {type(result).__name__}, "
-                               "expected a result mapping with 'success'")
-    result = json.loads(json.dumps(dict(result), default=str))
-    success = result.get("success", result.get("passed"))
-    if not isinstance(success, bool):
-        raise ValueCorpusError(f"validation result for run '{run.run_id}' has no boolean 'success'")
-    if not success:
-        why = result.get("reason") or result.get("message")
-        failures = result.get("failures") or result.get("failed") or []
-        if not why and failures:
-            shown = [str(f.get("name", f)) if isinstance(f, Mapping) else str(f) for f in failures[:5]]
-            why = f"{len(failures)} failed check(s): {', '.join(shown)}"
-        raise ValidationFailed(f"validation failed for run '{run.run_id}': {why or 'no reason given'}; "
-                               "nothing published")
+def run_gate(home: DataHome, layout: RunLayout, dataset: str) -> dict[str, Any]:
+    """Validate the run against the dataset's suite (its file is created with the defaults on first use) and
+    refuse a failure, naming the failed expectations and their offending ids. There is no way around it."""
+    from valuecorpus.warehouse.validation import failure_message, run_target, validate
+
+    result = validate(home, run_target(layout), dataset, create_suite=True)
+    if not result["success"]:
+        raise ValidationFailed(failure_message(f"run '{layout.run_id}'", result) + "; nothing published")
     return result
 
 
@@ -111,24 +96,29 @@ def _file_entry(root: Path, rel: str, rows: int | None = None) -> FileEntry:
     return FileEntry(path=rel, sha256=sha256_file(path), bytes=path.stat().st_size, rows=rows)
 
 
-def _check_records(run: RunLayout, manifest: RunManifest, kind: str) -> tuple[str, int]:
-    """(schema fingerprint, rows) of a run's records file; refuses one that does not fit its record model."""
-    path = run.records(kind)
+def _check_records(run: RunLayout, manifest: RunManifest, kind: str) -> tuple[str, int, list[int]]:
+    """(schema fingerprint, rows, rows per file) of a run's records files (one file or the shards a pipeline
+    wrote); refuses one that does not fit its record model."""
     expected = arrow_schema(record_type(kind))
-    try:
-        meta = pq.ParquetFile(path)
-    except Exception as err:
-        raise ValueCorpusError(f"{path}: not a readable Parquet file ({err.__class__.__name__})") from None
-    actual = meta.schema_arrow
-    # Type equality, not the fingerprint text: Parquet names list items `element` where the model says `item`.
-    if not actual.remove_metadata().equals(expected.remove_metadata()):
-        raise ValueCorpusError(f"{path}: schema does not match the '{kind}' record model "
-                               f"(columns: {', '.join(actual.names)})")
-    rows = meta.metadata.num_rows
+    per_file = []
+    for path in run.table_files(f"records/{kind}"):
+        try:
+            with path.open("rb") as fh:
+                meta = pq.ParquetFile(fh)
+                actual, file_rows = meta.schema_arrow, meta.metadata.num_rows
+        except Exception as err:
+            raise ValueCorpusError(f"{path}: not a readable Parquet file ({err.__class__.__name__})") from None
+        # Type equality, not the fingerprint text: Parquet names list items `element` where the model says `item`.
+        if not actual.remove_metadata().equals(expected.remove_metadata()):
+            raise ValueCorpusError(f"{path}: schema does not match the '{kind}' record model "
+                                   f"(columns: {', '.join(actual.names)})")
+        per_file.append(file_rows)
+    rows = sum(per_file)
+    path = run.table_path(f"records/{kind}")
     fingerprint = schema_fingerprint(expected)
     if kind in manifest.counts and manifest.counts[kind] != rows:
         raise ValueCorpusError(f"{path}: {rows} rows but the run manifest says {manifest.counts[kind]}")
-    return fingerprint, rows
+    return fingerprint, rows, per_file
 
 
 def clean_stale_temps(dataset_dir: Path) -> list[Path]:
@@ -172,12 +162,13 @@ def _content_sha(files: list[FileEntry]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def publish(home: DataHome | str | Path, run: RunLayout | str | Path, dataset: str,
-            validation: Validation = None, *, on_step: StepHook = None) -> VersionManifest:
+def publish(home: DataHome | str | Path, run: RunLayout | str | Path, dataset: str, *,
+            on_step: StepHook = None) -> VersionManifest:
     """Publish a staged run (id, path or layout) as the next version of `dataset`; returns its manifest.
 
-    `validation` is the gate: a callable taking the run layout and returning a result mapping, or the result
-    itself. A result with `success: false` publishes nothing and raises `ValidationFailed` naming why."""
+    The gate comes first: the run is validated against the dataset's expectation suite, and a failed suite
+    publishes nothing and raises `ValidationFailed` (exit code 5) listing the failed expectations and up to five
+    offending ids each. The result is stored in the manifest under `validation`."""
     home = as_home(home)
     step = on_step or (lambda _name: None)
     layout = run if isinstance(run, RunLayout) else home.resolve_run(str(run))
@@ -186,9 +177,14 @@ def publish(home: DataHome | str | Path, run: RunLayout | str | Path, dataset: s
     if not kinds:
         raise ValueCorpusError(f"run '{layout.run_id}' has no records to publish "
                                f"(nothing in {layout.records_dir})")
+    home.dataset_dir(dataset)  # a bad name is refused before any work
     checked = {kind: _check_records(layout, run_manifest, kind) for kind in kinds}
-    validation_result = check_validation(validation, layout)
+    validation_result = run_gate(home, layout, dataset)
     step("validated")
+    if home.remote:
+        from valuecorpus.warehouse.remote import publish_remote
+
+        return publish_remote(home, layout, run_manifest, dataset, kinds, checked, validation_result, step)
 
     dataset_dir = home.dataset_dir(dataset)
     dataset_dir.mkdir(parents=True, exist_ok=True)
@@ -199,11 +195,13 @@ def publish(home: DataHome | str | Path, run: RunLayout | str | Path, dataset: s
         step("temp-created")
         files = []
         for kind in kinds:
-            rel = data_path(kind)
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(layout.records(kind), tmp / rel)
-            _fsync(tmp / rel)
-            files.append(_file_entry(tmp, rel, rows=checked[kind][1]))
+            for part, (source, rows) in enumerate(zip(layout.table_files(f"records/{kind}"), checked[kind][2],
+                                                      strict=True)):
+                rel = data_path(kind, part)
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, tmp / rel)
+                _fsync(tmp / rel)
+                files.append(_file_entry(tmp, rel, rows=rows))
         for kind in layout.original_kinds():  # a curated run's originals (pre-edit records) travel with the data
             rel = originals_path(kind)
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -213,8 +211,8 @@ def publish(home: DataHome | str | Path, run: RunLayout | str | Path, dataset: s
         step("data-copied")
 
         lineage, taxonomy_versions = build_lineage(home, layout, run_manifest)
-        sources = collect_sources(run_manifest, [layout.records(k) for k in kinds])
-        new_files = {k: [tmp / data_path(k)] for k in kinds}
+        sources = collect_sources(run_manifest, [p for k in kinds for p in layout.table_files(f"records/{k}")])
+        new_files = {k: [tmp / f.path for f in files if f.path.startswith(f"data/{k}/")] for k in kinds}
         languages = record_languages(new_files)
         # The card's changelog is computed before the lock (it reads both versions) and again inside it only
         # when another publisher got a version in meanwhile.

@@ -80,6 +80,11 @@ def _lineage_runs(lineage: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _read_table(layout: Any, table: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """A run table's rows, whether one file or a pipeline's shards."""
+    return [row for path in layout.table_files(table) for row in _read(path, columns)]
+
+
 def _read(path: Path, columns: list[str] | None = None) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
@@ -189,14 +194,14 @@ def _run_figures(data: ReportData, home: DataHome) -> None:
         data.cost.append({"run_id": run_id, "cost_usd": float(entry.get("cost_usd") or 0.0),
                           "prompt_tokens": int(tokens.get("prompt_tokens", 0)),
                           "completion_tokens": int(tokens.get("completion_tokens", 0))})
-        for row in _read(layout.dead_letters, ["stage", "error_class"]):
+        for row in _read_table(layout, "dead_letters", ["stage", "error_class"]):
             data.dead_letters[f"{row['stage']}: {row['error_class']}"] += 1
-        for row in _read(layout.filtered, ["filter"]):
+        for row in _read_table(layout, "filtered", ["filter"]):
             data.filtered[row["filter"]] += 1
         for row in _read(layout.plan, ["sample_id", "stratum"]):
             strata.setdefault(row["sample_id"], row["stratum"] or "(no strata)")
         resolutions.extend(_read(layout.resolutions, ["sample_id", "kind", "batch", "status", "verdict"]))
-        record_files.extend(layout.records(kind) for kind in layout.kinds())
+        record_files.extend(p for kind in layout.kinds() for p in layout.table_files(f"records/{kind}"))
     if resolutions:
         plan_item = _plan_items(record_files)
     seen: set[str] = set()

@@ -115,6 +115,16 @@ def _kind_of(info: VersionInfo, kind: str | None) -> str:
     return kind
 
 
+def _all_files(folder: Any) -> list[str]:
+    """Every file under a version folder, relative to it (any filesystem)."""
+    from valuecorpus.schemas import storage
+
+    if isinstance(folder, Path):
+        return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    root = storage.fs_path(folder).rstrip("/")
+    return sorted(f[len(root) + 1:] for f in folder.fs.find(root))
+
+
 def kind_files(info: VersionInfo, kind: str) -> list[Path]:
     prefix = f"data/{kind}/"
     return [info.path / f.path for f in info.manifest.files if f.path.startswith(prefix)]
@@ -125,7 +135,10 @@ def load_version(home: DataHome | str | Path, dataset: str, version: int | str |
     """A published version of one kind as an Arrow table (latest version by default)."""
     info = version_info(home, dataset, version)
     kind = _kind_of(info, kind)
-    tables = [pq.ParquetFile(p).read() for p in kind_files(info, kind)]  # not read_table: it imports pandas
+    tables = []
+    for p in kind_files(info, kind):
+        with p.open("rb") as fh:
+            tables.append(pq.ParquetFile(fh).read())  # not read_table: it imports pandas
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
 
@@ -151,8 +164,7 @@ def verify_version(home: DataHome | str | Path, dataset: str, version: int | str
             problems.append(f"{entry.path}: {path.stat().st_size} bytes, manifest says {entry.bytes}")
         if sha256_file(path) != entry.sha256:
             problems.append(f"{entry.path}: sha256 differs from the manifest")
-    for path in sorted(info.path.rglob("*")):
-        rel = path.relative_to(info.path).as_posix()
-        if path.is_file() and rel != MANIFEST and rel not in listed:
+    for rel in _all_files(info.path):
+        if rel != MANIFEST and rel not in listed:
             problems.append(f"{rel}: not listed in the manifest")
     return problems

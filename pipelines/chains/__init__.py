@@ -23,6 +23,7 @@ CHAINS: dict[str, str] = {
     "outcome_comparisons": "valuecorpus.pipelines.chains.outcomes:OutcomeComparisonChain",
     "moral_graph": "valuecorpus.pipelines.chains.moral_graph:MoralGraphInterviewChain",
     "moral_graph_votes": "valuecorpus.pipelines.chains.moral_graph_votes:MoralGraphVoteChain",
+    "agent_cases": "valuecorpus.pipelines.chains.agent_cases:AgentCaseChain",
 }
 
 

@@ -120,6 +120,9 @@ class Chain(ABC):
     step_classes: ClassVar[tuple[Any, ...]] = ()  # Step classes and `repeat.Repeat` groups, in order
     seed_template: ClassVar[str | None] = None  # the seed stage's prompt, for chains that draw seed situations
     when_short: ClassVar[str] = "refuse"  # more items than distinct seeds: refuse | cap (recipe may override)
+    # plan axis (the plan item's key) -> the record field that carries its value: coverage is counted from the
+    # records through these, and a record's field holds exactly what the planner planned
+    stratum_fields: ClassVar[dict[str, str]] = {}
 
     def __init__(self, recipe: Recipe, inputs: list[dict[str, Any]] | None = None) -> None:
         self.recipe = recipe
@@ -211,6 +214,15 @@ class Chain(ABC):
         """(field a, text a, field b, text b): pairs of fields of one record that must not be the same text."""
         return []
 
+    def shared_records(self, kept: list[Record]) -> list[Record]:
+        """Records the kept ones refer to and the run must carry once, not per sample (agent cases: their
+        environments), so a published version is whole."""
+        return []
+
+    def depends_on(self, record: Record) -> str | None:
+        """The id of the record this one is part of (a rubric: its case): dropped with it, never an orphan."""
+        return None
+
     # --- helpers for subclasses -----------------------------------------------------------------------
 
     def template_for(self, step: Step) -> Template:
@@ -225,7 +237,7 @@ class Chain(ABC):
         m = self.recipe.model
         return GenerationParams(temperature=m.temperature, seed=self.recipe.seed,
                                 max_tokens=m.step_max_tokens.get(step_name, m.max_tokens),
-                                model=m.step_models.get(step_name))
+                                repeat_penalty=m.repeat_penalty, model=m.step_models.get(step_name))
 
     def provenance(self, state: SampleState) -> Provenance:
         taxonomies = []

@@ -1,31 +1,36 @@
-"""Bounding free strings in an output schema so the whole JSON fits the request's max_tokens.
+"""Fitting the free strings of an output schema to a step's token budget.
 
-A constrained decoder closes the JSON only when the schema lets it: if the strings may run longer than the
-token budget, the output is cut mid-string and dead-letters as invalid JSON. Small models in particular
-ramble (and repetitive text tokenises poorly), so each free string gets a maxLength that makes the worst case
-fit: (max_tokens − framing) × CHARS_PER_TOKEN characters, shared by every string slot (array slots count
-maxItems times).
+A constrained answer always closes: the engine asks for at least the schema's worst case in tokens
+(`engine.grammar`: every string at maxLength in 3-byte characters, every array at maxItems, the longest enum,
+all punctuation; one token per byte). What remains for a chain is to keep that worst case near the budget
+the recipe gives the step (`model.max_tokens` / `model.step_max_tokens`): `bound_strings` sets each free
+string's maxLength so that the worst case fits it. Where a schema's fixed part (enums, item counts, minimum
+lengths) alone needs more than the budget, the request asks for what it needs: the answer still closes.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-CHARS_PER_TOKEN = 2.2  # pessimistic: repetitive or punctuation-heavy text runs near 2 characters per token
-FRAMING_TOKENS = 6  # per field: key, quotes, separators
+from valuecorpus.pipelines.engine.grammar import MAX_CHAR_BYTES, worst_case_tokens
+
 MIN_CHARS = 8
 
 
+def _free(node: Any) -> bool:
+    return isinstance(node, dict) and node.get("type") == "string" and "enum" not in node and "const" not in node
+
+
 def _slots(node: Any, multiplier: int = 1) -> int:
+    """Free string slots, arrays counted maxItems times (4 when unbounded: bounding it is the caller's job)."""
     if not isinstance(node, dict):
         return 0
-    if node.get("type") == "string" and "enum" not in node:
+    if _free(node):
         return multiplier
     if node.get("type") == "array":
         return _slots(node.get("items"), multiplier * int(node.get("maxItems", 4)))
-    total = 0
-    for child in (node.get("properties") or {}).values():
-        total += _slots(child, multiplier)
+    total = sum(_slots(child, multiplier) for child in (node.get("properties") or {}).values())
     for alt in node.get("anyOf", []):
         total = max(total, _slots(alt, multiplier))
     return total
@@ -33,11 +38,10 @@ def _slots(node: Any, multiplier: int = 1) -> int:
 
 def _apply(node: Any, limit: int) -> None:
     if isinstance(node, dict):
-        if node.get("type") == "string" and "enum" not in node:
+        if _free(node):
             node["maxLength"] = min(int(node.get("maxLength", limit)), limit)
             node.setdefault("minLength", 2)
-            if node["minLength"] > node["maxLength"]:
-                node["minLength"] = node["maxLength"]
+            node["minLength"] = min(node["minLength"], node["maxLength"])
         for value in node.values():
             if isinstance(value, dict | list):
                 _apply(value, limit)
@@ -47,30 +51,24 @@ def _apply(node: Any, limit: int) -> None:
 
 
 def bound_chars(schema: dict[str, Any], max_chars: int) -> dict[str, Any]:
-    """Bound every free string to `max_chars` (in place; returns the schema)."""
+    """Bound every free string to `max_chars` (in place; returns the schema). The engine sizes max_tokens."""
     _apply(schema, max_chars)
     return schema
 
 
+def fixed_tokens(schema: dict[str, Any]) -> int:
+    """The worst case of everything but the free strings' characters (punctuation, keys, enums, numbers)."""
+    empty = copy.deepcopy(schema)
+    _apply(empty, 0)
+    return worst_case_tokens(empty) or 0
+
+
 def bound_strings(schema: dict[str, Any], max_tokens: int, max_chars: int | None = None) -> dict[str, Any]:
-    """Set maxLength on every free string (in place; returns the schema)."""
+    """Set maxLength on every free string so the schema's worst case fits `max_tokens` (in place)."""
     slots = max(1, _slots(schema))
-    budget = max(0, max_tokens - FRAMING_TOKENS * slots - 4)
-    limit = max(MIN_CHARS, int(budget * CHARS_PER_TOKEN / slots))
+    room = max_tokens - fixed_tokens(schema)
+    limit = max(MIN_CHARS, room // (MAX_CHAR_BYTES * slots))
     if max_chars is not None:
         limit = min(limit, max_chars)
     _apply(schema, limit)
     return schema
-
-
-def enum_tokens(schema: dict[str, Any]) -> int:
-    """A generous token count for an output made of enum strings only (maxLength cannot shorten those)."""
-    def walk(node: Any, multiplier: int) -> int:
-        if not isinstance(node, dict):
-            return 0
-        if "enum" in node:
-            return multiplier * (max(len(str(v)) for v in node["enum"]) // 2 + FRAMING_TOKENS)
-        if node.get("type") == "array":
-            return walk(node.get("items"), multiplier * int(node.get("maxItems", 4))) + 2
-        return sum(walk(child, multiplier) for child in (node.get("properties") or {}).values()) + 2
-    return walk(schema, 1)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from valuecorpus.pipelines.chains.base import Chain, SampleState, Step
-from valuecorpus.pipelines.chains.bounds import bound_strings, enum_tokens
+from valuecorpus.pipelines.chains.bounds import bound_strings
 from valuecorpus.pipelines.engine.types import GenerationRequest, GenerationResult
 from valuecorpus.schemas.jsonschema import constrain, model_json_schema
 from valuecorpus.schemas.records import Dilemma, Record
@@ -51,6 +51,10 @@ def topic_of_record(record: dict[str, Any]) -> str | None:
         return str(label)
     by_id = {v["id"]: k for k, v in data.items()}
     return by_id.get(record.get("topic")) if isinstance(record.get("topic"), int) else None
+
+
+def group_of(topic: str) -> str:
+    return next((g for g, members in sorted(topics()["groups"].items()) if topic in members), topic)
 
 
 class Params(BaseModel):
@@ -205,12 +209,6 @@ class ValuesStep(_PerAction):
         schema = constrain(schema, "values[].party", names)
         return constrain(schema, "values[].value", self.chain.taxonomy().names())
 
-    def requests(self, state: SampleState) -> list[GenerationRequest]:
-        reqs = super().requests(state)
-        for req in reqs:  # enum strings cannot be shortened: make room for the longest answer the schema allows
-            req.params.max_tokens = max(req.params.max_tokens, enum_tokens(req.json_schema or {}))
-        return reqs
-
     def fold(self, state: SampleState, slot: dict[str, Any], result: GenerationResult) -> None:
         out = ValuesOut.model_validate(result.parsed)
         tax = self.chain.taxonomy()
@@ -250,6 +248,7 @@ class DilemmaChain(Chain):
     input_kind = "dilemma"  # input dilemmas give their basic situations as seeds
     Params = Params
     step_classes = (SituationStep, ConsequenceStep, PartiesStep, ValuesStep, ReasonsStep)
+    stratum_fields: ClassVar[dict[str, str]] = {"topic_group": "topic_group"}
     seed_template = "dilemmas/seeds"
 
     def seed_keys(self, plan_item: dict[str, Any]) -> list[str]:
@@ -323,10 +322,12 @@ class DilemmaChain(Chain):
                 values=annotations, background=sit["background"],
             ))
         topic = state.data["topic"]
+        # the planned stratum (a group, or a topic the recipe named); unplanned: the group of the topic drawn
+        group = state.plan_item.get("topic_group") or group_of(topic)
         return [Dilemma(
             id=self.record_id(state), provenance=self.provenance(state),
             basic_situation=state.data["basic_situation"], dilemma_situation=sit["text"],
-            topic=topics()["topics"][topic]["id"], topic_group=topic, actions=actions,
+            topic=topics()["topics"][topic]["id"], topic_group=group, actions=actions,
         )]
 
     def text_of(self, record: Record) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -153,6 +153,7 @@ class PreferencePairChain(Chain):
     record_kinds = ("preference_pair",)
     Params = Params
     step_classes = (QuestionStep, ResponsesStep, StanceStep)
+    stratum_fields: ClassVar[dict[str, str]] = {"topic_group": "topic"}
     seed_template = "preferences/seeds"
 
     def seed_keys(self, plan_item: dict[str, Any]) -> list[str]:

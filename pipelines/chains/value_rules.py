@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -291,6 +291,7 @@ class ValueRuleChain(Chain):
     Params = Params
     step_classes = (SceneStep, RuleStep, RefineStep, RelevanceStep, ClassifyStep, LabelStep, RewriteStep,
                     TranslateStep)
+    stratum_fields: ClassVar[dict[str, str]] = {"language": "language"}
     seed_template = "value_rules/seeds"
 
     def seed_keys(self, plan_item: dict[str, Any]) -> list[str]:

@@ -59,9 +59,9 @@ class Budget:
         self.prompt_ratio = 1.0  # the largest real/estimated prompt tokens seen: estimates only grow safer
         self.ledger = None
         if self.enabled and config.budget_scope and config.cache_dir:
-            from valuecorpus.pipelines.engine.ledger import SharedLedger
+            from valuecorpus.pipelines.engine.ledger import open_ledger
 
-            self.ledger = SharedLedger(config.cache_dir, config.budget_scope, self.max_cost, self.max_tokens)
+            self.ledger = open_ledger(config.cache_dir, config.budget_scope, self.max_cost, self.max_tokens)
             self.lease_cost, self.lease_tokens = 0.0, 0.0
         else:
             self.lease_cost = math.inf if self.max_cost is None else self.max_cost
@@ -162,9 +162,9 @@ def budget_exhausted_error(config: EngineConfig, not_sent: int, spent_cost: floa
     """The error a command raises after a run (e.g. a Beam pipeline) whose dead letters include
     `budget_exhausted`: what was spent comes from the shared ledger when the run had a budget scope."""
     if config.budget_scope and config.cache_dir:
-        from valuecorpus.pipelines.engine.ledger import SharedLedger
+        from valuecorpus.pipelines.engine.ledger import open_ledger
 
-        ledger = SharedLedger(config.cache_dir, config.budget_scope, config.max_cost_usd, config.max_tokens_total)
+        ledger = open_ledger(config.cache_dir, config.budget_scope, config.max_cost_usd, config.max_tokens_total)
         try:
             spent_cost, spent_tokens = ledger.spent()
         finally:

@@ -158,13 +158,13 @@ def submit_batches(config: EngineConfig, requests: Iterable[GenerationRequest], 
 
 def resume_batches(config: EngineConfig, batches_path: Path) -> BatchReport:
     """Poll every open batch once; collect ended ones into the cache; resubmit failed items."""
-    from valuecorpus.pipelines.engine.cache import ResponseCache
+    from valuecorpus.pipelines.engine.cache import open_cache
 
     state = load_state(batches_path)
     if not config.cache_dir:
         raise SettingsError("Batch API mode needs the response cache (cache_dir)")
     client = _client(config)
-    cache = ResponseCache(config.cache_dir)
+    cache = open_cache(config.cache_dir)
     report = BatchReport()
     retry: list[str] = []
     try:
@@ -240,10 +240,10 @@ def _collect(client: Any, config: EngineConfig, cache: Any, batch: Any, job: Bat
                 continue
             comp = completion_from_json(response.get("body") or {}, config.model)
             cost = pricing.cost(comp.model, comp.prompt_tokens, comp.completion_tokens)
-            cache.put(key, config.model, config.endpoint_kind, {
+            cache.put(key, config.model, config.endpoint_identity, {
                 "c": comp.content, "p": comp.prompt_tokens, "k": comp.completion_tokens, "m": comp.model,
                 "f": comp.finish_reason, "d": cost, "a": state.attempts.get(key, 1), "e": config.dialect,
-                "b": job.batch_id,
+                "b": job.batch_id, **({"t": comp.tool_calls} if comp.tool_calls else {}),
             })
             state.failures.pop(key, None)
             ok.append(key)

@@ -1,4 +1,6 @@
-"""The durable per-request cache: one SQLite file in WAL mode, safe with several processes writing at once.
+"""The durable per-request cache. On a local data home: one SQLite file in WAL mode, safe with several
+processes writing at once. On an object store (`s3://`, `gs://`): one object per answer (`object_cache.py`),
+since SQLite cannot lock there. `open_cache` picks by where the folder is; both take the same keys and values.
 
 Answers are queued as they arrive and a writer thread commits them every `commit_interval_s` (or every
 `commit_batch` answers): one transaction per batch instead of one per answer. A `kill -9` therefore loses at
@@ -7,6 +9,7 @@ most the requests in flight plus the answers of the last commit interval; a reru
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import queue
 import sqlite3
@@ -34,14 +37,35 @@ CREATE TABLE IF NOT EXISTS probes (endpoint TEXT PRIMARY KEY, dialect TEXT NOT N
 """
 _LOOKUP_CHUNK = 500
 _CANON = orjson.OPT_SORT_KEYS
+# 2: keys name the endpoint's identity (URL without credentials, or the local model file's digest), not only
+# its kind; entries written under scheme 1 are never hit again (`cache stats` counts them)
+KEY_SCHEME = 2
+REMOTE_PREFIXES = ("gs:/", "s3:/", "gcs:/", "az:/", "abfs:/", "memory:/")
 
 
-def cache_key(endpoint_kind: str, model: str, messages: Any, params: Any, schema: Any) -> str:
-    """sha256 of the canonical JSON of what determines an answer (never the API key)."""
+def cache_key(endpoint: str, model: str, messages: Any, params: Any, schema: Any) -> str:
+    """sha256 of the canonical JSON of what determines an answer: the endpoint's identity (see
+    `EngineConfig.endpoint_identity`), model, messages, params, schema. Never the API key."""
     blob = orjson.dumps(
-        {"e": endpoint_kind, "m": model, "msg": messages, "p": params, "s": schema}, option=_CANON
+        {"v": KEY_SCHEME, "e": endpoint, "m": model, "msg": messages, "p": params, "s": schema}, option=_CANON
     )
     return hashlib.sha256(blob).hexdigest()
+
+
+def body_fingerprint(messages: Any, params: Any, schema: Any) -> str:
+    """What makes two requests of one run identical (same endpoint and model): pipelines group on it so each
+    distinct body is sent once, whichever worker holds its copies."""
+    blob = orjson.dumps({"msg": messages, "p": params, "s": schema}, option=_CANON)
+    return hashlib.sha256(blob).hexdigest()
+
+
+def open_cache(folder: str | Path) -> Any:
+    """The cache at `folder`: SQLite on a local disk, one object per answer on an object store."""
+    if str(folder).startswith(REMOTE_PREFIXES):
+        from valuecorpus.pipelines.engine.object_cache import ObjectCache
+
+        return ObjectCache(str(folder))
+    return ResponseCache(folder)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -61,6 +85,10 @@ def connect(path: Path) -> sqlite3.Connection:
             time.sleep(0.05)
     conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed batch survives a process kill
     conn.executescript(_SCHEMA)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(answers)")}
+    if "scheme" not in columns:  # a cache from before key scheme 2: its entries stay, marked as scheme 1
+        with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+            conn.execute("ALTER TABLE answers ADD COLUMN scheme INTEGER NOT NULL DEFAULT 1")
     return conn
 
 
@@ -72,17 +100,18 @@ class CacheStats:
     models: dict[str, int]
     oldest: float | None
     newest: float | None
+    old_scheme: int = 0  # entries keyed under an older scheme: kept, never hit
 
 
 class ResponseCache:
     """Lookups from the calling thread, writes from one background writer thread."""
 
     def __init__(self, folder: str | Path, commit_interval_s: float = 0.05, commit_batch: int = 512) -> None:
-        if str(folder).startswith(("gs:/", "s3:/", "gcs:/", "az:/", "http:/", "https:/")):
+        if str(folder).startswith((*REMOTE_PREFIXES, "http:/", "https:/")):
             from valuecorpus.schemas.errors import SettingsError
 
-            raise SettingsError(f"the response cache needs a local folder, not {folder}: SQLite cannot lock "
-                                "object storage (give the engine a local cache_dir)")
+            raise SettingsError(f"the SQLite response cache needs a local folder, not {folder}: SQLite cannot "
+                                "lock object storage (open_cache picks the object-store cache there)")
         self.path = Path(folder) / CACHE_FILE
         self._read = connect(self.path)
         # lookups land on random pages: keep every page read (up to 64 MiB, allocated as read) rather than
@@ -90,7 +119,7 @@ class ResponseCache:
         self._read.execute("PRAGMA cache_size=-65536")
         self._interval = commit_interval_s
         self._batch = commit_batch
-        self._queue: queue.SimpleQueue[tuple[str, str, str, float, bytes] | threading.Event | None] = (
+        self._queue: queue.SimpleQueue[tuple[str, str, str, float, bytes, int] | threading.Event | None] = (
             queue.SimpleQueue())
         self._writer: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -123,7 +152,7 @@ class ResponseCache:
         if self._writer is None:
             self._writer = threading.Thread(target=self._write_loop, name="engine-cache-writer", daemon=True)
             self._writer.start()
-        self._queue.put((key, model, endpoint, time.time(), orjson.dumps(value)))
+        self._queue.put((key, model, endpoint, time.time(), orjson.dumps(value), KEY_SCHEME))
 
     def _write_loop(self) -> None:
         conn = connect(self.path)
@@ -131,7 +160,7 @@ class ResponseCache:
             stop = False
             while not stop:
                 item = self._queue.get()
-                rows: list[tuple[str, str, str, float, bytes]] = []
+                rows: list[tuple[str, str, str, float, bytes, int]] = []
                 barriers: list[threading.Event] = []
                 deadline = time.monotonic() + self._interval
                 while True:
@@ -152,8 +181,8 @@ class ResponseCache:
                 try:
                     if rows:
                         conn.execute("BEGIN IMMEDIATE")
-                        conn.executemany("INSERT OR REPLACE INTO answers(key, model, endpoint, created, value) "
-                                         "VALUES (?,?,?,?,?)", rows)
+                        conn.executemany("INSERT OR REPLACE INTO answers(key, model, endpoint, created, value, "
+                                         "scheme) VALUES (?,?,?,?,?,?)", rows)
                         conn.execute("COMMIT")
                 finally:
                     for barrier in barriers:
@@ -195,7 +224,8 @@ class ResponseCache:
         entries, oldest, newest = self._read.execute(sql).fetchone()
         models = dict(self._read.execute("SELECT model, count(*) FROM answers GROUP BY model ORDER BY 2 DESC"))
         size = sum(p.stat().st_size for p in self.path.parent.glob(CACHE_FILE + "*") if p.is_file())
-        return CacheStats(str(self.path), entries, size, models, oldest, newest)
+        old = self._read.execute("SELECT count(*) FROM answers WHERE scheme < ?", (KEY_SCHEME,)).fetchone()[0]
+        return CacheStats(str(self.path), entries, size, models, oldest, newest, old)
 
     def prune(self, older_than_days: float | None = None, model: str | None = None) -> int:
         self.flush()

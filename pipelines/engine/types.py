@@ -5,19 +5,28 @@ Exactly one outcome per request, always: requests = results + dead letters.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import (
+    Annotated,
+    Any,
+    NotRequired,  # pydantic needs this one before Python 3.12
+)
 
 from pydantic import BaseModel, Field, SkipValidation
-from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
+from typing_extensions import TypedDict
 
 from valuecorpus.schemas.run_tables import DeadLetter
 
 
 class Message(TypedDict):
-    """A chat message, kept as the plain dict the endpoints take: nothing to convert per request."""
+    """A chat message, kept as the plain dict the endpoints take: nothing to convert per request. An assistant
+    turn that called tools carries `tool_calls` (OpenAI format, content may be None); a tool's answer has role
+    "tool" and the `tool_call_id` it answers."""
 
     role: str
-    content: str
+    content: str | None
+    tool_calls: NotRequired[list[dict[str, Any]]]
+    tool_call_id: NotRequired[str]
+    name: NotRequired[str]
 
 
 class GenerationParams(BaseModel):
@@ -25,6 +34,9 @@ class GenerationParams(BaseModel):
     max_tokens: int = 512
     seed: int | None = None
     top_p: float | None = None
+    repeat_penalty: float | None = Field(
+        None, description="discourages repeated tokens where the backend has one (local, llama.cpp, vLLM); "
+                          "None: 1.1 on the embedded model, the server's default elsewhere")
     model: str | None = Field(None, description="another model at the same endpoint for this request (e.g. the "
                               "participant of an interview); None = the engine's model")
 
@@ -37,6 +49,9 @@ class GenerationRequest(BaseModel):
     json_schema: Annotated[dict[str, Any] | None, SkipValidation] = Field(
         None, description="structured output; None = free text")
     params: GenerationParams = Field(default_factory=GenerationParams)
+    tools: Annotated[list[dict[str, Any]] | None, SkipValidation] = Field(
+        None, description="OpenAI tool definitions ({type: function, function: {name, description, parameters}}); "
+                          "part of the request's identity (the cache key)")
     metadata: dict[str, Any] = Field(default_factory=dict, description="passed through untouched to the outcome")
 
 
@@ -49,6 +64,8 @@ class GenerationResult(BaseModel):
     request_id: str
     content: str = Field(description="raw text of the completion")
     parsed: Any = Field(None, description="the JSON value when a schema was requested (schema-valid)")
+    tool_calls: list[dict[str, Any]] | None = Field(
+        None, description="the tools the model called: [{id, name, arguments (JSON text)}], when it called any")
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float = 0.0
     model: str = ""

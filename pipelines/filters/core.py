@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from valuecorpus.pipelines.filters.echo import PromptEcho, RepeatedFields, echo_in_record, prompt_echo
+from valuecorpus.pipelines.filters.echo import PromptEcho, drop_repeated, echo_in_record, prompt_echo
 from valuecorpus.pipelines.filters.text import find_terms, language_confidence, shingles, text_hash
 from valuecorpus.schemas.records import Record
 from valuecorpus.schemas.run_tables import FilteredSample
@@ -71,7 +71,6 @@ def apply_filters(chain: Chain, records: list[Record], published: list[tuple[str
     out = FilterResult()
     survivors: list[Record] = []
     echo = prompt_echo(chain) if f.echo.enabled and records else None
-    repeats = RepeatedFields(f.echo.min_words) if f.echo.enabled else None
     for record in sorted(records, key=lambda r: r.id):  # order-independent: smallest id wins a duplicate
         lang = (languages or {}).get(record.provenance.plan_item or "", "en")
         if dropped := _per_record(chain, record, lang, echo):
@@ -88,9 +87,6 @@ def apply_filters(chain: Chain, records: list[Record], published: list[tuple[str
     for record in survivors:
         text = chain.text_of(record)
         if not text:
-            if repeats is not None and (hit := repeats.repeated(chain, record)):
-                _drop(out, record, "echo", hit[0], matched=hit[1])
-                continue
             out.kept.append(record)
             continue
         key = text_hash(text)
@@ -100,20 +96,55 @@ def apply_filters(chain: Chain, records: list[Record], published: list[tuple[str
         if lsh is not None:
             match = lsh.match(text)
             if match is not None:
-                matched, score = match
-                where = "the published version" if matched.startswith("published:") else "this run"
-                other = matched.removeprefix("published:")
-                _drop(out, record, "near_duplicate", f"similar to {other} in {where} (Jaccard ≈ {score:.2f})",
-                      matched=other, score=score)
+                name, reason, other = near_duplicate_reason(*match)
+                _drop(out, record, name, reason, matched=other, score=match[1])
                 continue
-        if repeats is not None and (hit := repeats.repeated(chain, record)):
-            _drop(out, record, "echo", hit[0], matched=hit[1])
-            continue
-        if lsh is not None:
             lsh.add(record.id, text)
         seen.setdefault(key, record.id)
         out.kept.append(record)
+    if f.echo.enabled:  # a field repeated across samples: over what the duplicate filters kept
+        out.kept, repeated = drop_repeated(chain, out.kept, f.echo.min_words)
+        for record, reason, matched in repeated:
+            _drop(out, record, "echo", reason, matched=matched)
+    _drop_dependents(chain, out)
     return out
+
+
+def _drop_dependents(chain: Chain, out: FilterResult) -> None:
+    """A record that is part of a filtered one (a rubric of a filtered case) goes with it, with the reason."""
+    dropped = {f.sample_id: f for f in out.filtered}
+    if not dropped:
+        return
+    kept = []
+    for record in out.kept:
+        parent = chain.depends_on(record)
+        if parent is not None and parent in dropped:
+            why = dropped[parent]
+            _drop(out, record, "dependent", f"part of {why.kind} {parent}, filtered by {why.filter}: {why.reason}",
+                  matched=parent)
+        else:
+            kept.append(record)
+    out.kept = kept
+
+
+def near_duplicate_reason(matched: str, score: float) -> tuple[str, str, str]:
+    """(filter, reason, matched id) of a near-duplicate of `matched` (`published:<id>` or a record id)."""
+    where = "the published version" if matched.startswith("published:") else "this run"
+    other = matched.removeprefix("published:")
+    return "near_duplicate", f"similar to {other} in {where} (Jaccard ≈ {score:.2f})", other
+
+
+def minhash_values(text: str, num_perm: int) -> Any:
+    """The MinHash signature (uint64 array) of a text's word 3-shingles: the same one `_NearDuplicates` uses."""
+    return _minhash(text, num_perm).hashvalues
+
+
+def _minhash(text: str, num_perm: int) -> Any:
+    from datasketch import MinHash
+
+    mh = MinHash(num_perm=num_perm, seed=1)
+    mh.update_batch([s.encode("utf-8") for s in sorted(shingles(text))])
+    return mh
 
 
 class _NearDuplicates:
@@ -127,12 +158,7 @@ class _NearDuplicates:
         self.hashes: dict[str, object] = {}
 
     def _minhash(self, text: str) -> object:
-        from datasketch import MinHash
-
-        mh = MinHash(num_perm=self.num_perm, seed=1)
-        for s in sorted(shingles(text)):
-            mh.update(s.encode("utf-8"))
-        return mh
+        return _minhash(text, self.num_perm)
 
     def add(self, key: str, text: str) -> None:
         if key in self.hashes:

@@ -10,9 +10,11 @@ sample. Three checks, each recorded with its reason as filter `echo`:
   chain's steps' (after recipe overrides), every example of each, not only the one a request showed;
 - **the same text twice in a sample** (`Chain.distinct_fields`): e.g. the to-do and not-to-do actions;
 - **a field repeated across samples** (`Chain.echo_fields` marked across): a text of at least `min_words` words
-  that another sample of the run already has. Found by hashing: one dict from (field, normalised-text hash)
-  to the first sample, so the cost is linear in the run (no pairs of samples are compared). The smallest id
-  keeps its text, as with exact duplicates, so the result does not depend on arrival order.
+  that another sample of the run also has, among the records the other filters kept. Found by hashing: the
+  smallest record id per (field, normalised-text hash) keeps the text, as with exact duplicates, so the cost is
+  linear in the run (no pairs of samples are compared) and the result does not depend on arrival order. Every
+  kept record holds its texts, including one this check drops (it still wrote its text before the next), so the
+  decision is one lookup per field: a dict in the loop, one GroupByKey on Beam (`filters/beam.py`).
 """
 
 from __future__ import annotations
@@ -89,26 +91,49 @@ def echo_in_record(chain: Chain, record: Record, index: PromptEcho) -> str | Non
     return None
 
 
-class RepeatedFields:
-    """(field, normalised text) → the first sample that wrote it; a later sample with the same is an echo."""
+RepeatKey = tuple[str, str]  # (field kind, normalised-text hash)
+Holder = tuple[str, str]  # (record id, sample)
 
-    def __init__(self, min_words: int) -> None:
-        self.min_words = min_words
-        self.first: dict[tuple[str, str], tuple[str, str]] = {}  # key -> (record id, sample)
 
-    def repeated(self, chain: Chain, record: Record) -> tuple[str, str] | None:
-        """(reason, matched record id) when a field of this record repeats another sample's; else None and the
-        record's fields are remembered."""
-        sample = record.provenance.plan_item or record.id
-        keys = []
-        for name, text, across in chain.echo_fields(record):
-            if not (across and text and tokens(text) >= self.min_words):
-                continue
-            key = (name.split(" (")[0], text_hash(text))  # "negative_consequence (to_do)": one field kind
-            first = self.first.get(key)
-            if first is not None and first[1] != sample:  # records of one sample may share a field
-                return f"{name} repeats the text of another sample", first[0]
-            keys.append(key)
-        for key in keys:
-            self.first.setdefault(key, (record.id, sample))
-        return None
+def sample_of(record: Record) -> str:
+    return record.provenance.plan_item or record.id
+
+
+def repeat_keys(chain: Chain, record: Record, min_words: int) -> list[RepeatKey]:
+    """The keys of a record's fields checked across samples: (field kind, text hash) of each long enough text.
+    "negative_consequence (to_do)" and "(not_to_do)" are one field kind."""
+    return [(name.split(" (")[0], text_hash(text)) for name, text, across in chain.echo_fields(record)
+            if across and text and tokens(text) >= min_words]
+
+
+def repeat_hit(chain: Chain, record: Record, min_words: int, first: dict[RepeatKey, Holder]
+               ) -> tuple[str, str] | None:
+    """(reason, matched record id) for the first field (in `echo_fields` order) whose text the run's first
+    holder of it (the smallest id, `first`) wrote in another sample; None when it has none. Records of one
+    sample may share a field."""
+    sample = sample_of(record)
+    for name, text, across in chain.echo_fields(record):
+        if not (across and text and tokens(text) >= min_words):
+            continue
+        holder = first.get((name.split(" (")[0], text_hash(text)))
+        if holder is not None and holder[1] != sample:
+            return f"{name} repeats the text of another sample", holder[0]
+    return None
+
+
+def drop_repeated(chain: Chain, records: list[Record], min_words: int
+                  ) -> tuple[list[Record], list[tuple[Record, str, str]]]:
+    """(kept, [(record, reason, matched id)]): the cross-sample check over the records the other filters kept.
+    Every one of them holds its texts (a record dropped here still wrote them first), so each decision needs
+    only the smallest id per key — what `filters/beam.py` computes with one GroupByKey."""
+    first: dict[RepeatKey, Holder] = {}
+    for record in sorted(records, key=lambda r: r.id):
+        for key in repeat_keys(chain, record, min_words):
+            first.setdefault(key, (record.id, sample_of(record)))
+    kept, dropped = [], []
+    for record in records:
+        if hit := repeat_hit(chain, record, min_words, first):
+            dropped.append((record, *hit))
+        else:
+            kept.append(record)
+    return kept, dropped

@@ -24,6 +24,12 @@ class JudgeOut(BaseModel):
 
 
 def judge_requests(chain: Chain, records: list[Record]) -> list[GenerationRequest]:
+    make = judge_request_maker(chain)
+    return [make(r) for r in records]
+
+
+def judge_request_maker(chain: Chain) -> Any:
+    """A function record → its judge request (the template and schema loaded once)."""
     from valuecorpus.pipelines.prompts import load_template
 
     spec = chain.recipe.filters.judge
@@ -33,11 +39,34 @@ def judge_requests(chain: Chain, records: list[Record]) -> list[GenerationReques
     schema["properties"]["score"].update(minimum=0, maximum=10)
     m = chain.recipe.model
     params = GenerationParams(temperature=0.0, seed=chain.recipe.seed,
-                              max_tokens=m.step_max_tokens.get("judge", 96))
-    return [GenerationRequest(request_id=stable_id(r.id, "judge"), json_schema=schema, params=params,
-                              messages=tmpl.render(text=chain.text_of(r), record=r.model_dump(mode="json")),
-                              metadata={"record_id": r.id, "step": "judge"})
-            for r in records]
+                              max_tokens=m.step_max_tokens.get("judge", 96), repeat_penalty=m.repeat_penalty)
+
+    def make(r: Record) -> GenerationRequest:
+        return GenerationRequest(request_id=judge_request_id(r), json_schema=schema, params=params,
+                                 messages=tmpl.render(text=chain.text_of(r), record=r.model_dump(mode="json")),
+                                 metadata={"record_id": r.id, "step": "judge"})
+
+    return make
+
+
+def judge_request_id(record: Record) -> str:
+    return stable_id(record.id, "judge")
+
+
+def judge_verdict(chain: Chain, record: Record, res: Any) -> tuple[bool, FilteredSample | None, DeadLetter | None]:
+    """(kept, why filtered, dead letter) for one record and its judge outcome."""
+    spec = chain.recipe.filters.judge
+    assert spec is not None
+    if isinstance(res, DeadLetter):
+        return False, FilteredSample(sample_id=record.id, kind=record.kind, filter="judge",
+                                     reason=f"not judged: {res.error_class}"), \
+            res.model_copy(update={"plan_item": record.provenance.plan_item})
+    verdict = JudgeOut.model_validate(res.parsed)
+    if verdict.score < spec.min_score:
+        return False, FilteredSample(sample_id=record.id, kind=record.kind, filter="judge",
+                                     reason=f"judge score {verdict.score} < {spec.min_score}: {verdict.reason}",
+                                     score=float(verdict.score)), None
+    return True, None, None
 
 
 def apply_judge(chain: Chain, records: list[Record], engine: Any) -> tuple[FilterResult, list[DeadLetter]]:
@@ -50,17 +79,11 @@ def apply_judge(chain: Chain, records: list[Record], engine: Any) -> tuple[Filte
     outcomes = {o.request_id: o for o in engine.generate(reqs)}
     dead: list[DeadLetter] = []
     for record, req in zip(records, reqs, strict=True):
-        res = outcomes[req.request_id]
-        if isinstance(res, DeadLetter):
-            dead.append(res.model_copy(update={"plan_item": record.provenance.plan_item}))
-            out.filtered.append(FilteredSample(sample_id=record.id, kind=record.kind, filter="judge",
-                                               reason=f"not judged: {res.error_class}"))
-            continue
-        verdict = JudgeOut.model_validate(res.parsed)
-        if verdict.score < spec.min_score:
-            out.filtered.append(FilteredSample(sample_id=record.id, kind=record.kind, filter="judge",
-                                               reason=f"judge score {verdict.score} < {spec.min_score}: "
-                                                      f"{verdict.reason}", score=float(verdict.score)))
-        else:
+        kept, filtered, dead_letter = judge_verdict(chain, record, outcomes[req.request_id])
+        if kept:
             out.kept.append(record)
+        if filtered is not None:
+            out.filtered.append(filtered)
+        if dead_letter is not None:
+            dead.append(dead_letter)
     return out, dead

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from valuecorpus.schemas.environment_spec import spec_problems, state_json_schema
 from valuecorpus.schemas.errors import TaxonomyError
 from valuecorpus.schemas.importers.base import (
     ImportContext,
@@ -58,6 +59,7 @@ RUBRIC_KEYS = (
     "VALUE_B_ITEMS", "JUDGE_NOTE",
 )
 TOOL_KEYS = ("name", "description", "parameters")
+TOOL_OPTIONAL = ("effects",)  # our extension: declarative effects make the environment executable
 CHECKPOINT_KEYS = (
     "checkpoint_id", "checkpoint_name", "related_functions", "why_it_matters", "expected_actions",
     "expected_signal",
@@ -84,6 +86,7 @@ def import_path(path: Path) -> ImportResult:
         reader = {"environment": environment, "case": case, "choice": choice_case, "rubric": rubric}[kind]
         result.add([reader(ctx, data)])
         result.source_files.append(file)
+    check_references(result)
     return result
 
 
@@ -110,9 +113,9 @@ def environment(ctx: ImportContext, data: Any) -> AgentEnvironment:
     tools = []
     for i, tool in enumerate(expect_list(ctx, data["tools"], "key 'tools'")):
         where = f"tools[{i}]"
-        obj_keys(ctx, tool, where, TOOL_KEYS)
+        obj_keys(ctx, tool, where, TOOL_KEYS, TOOL_OPTIONAL)
         tools.append(ctx.build(ToolSpec, where, **tool))
-    return ctx.build(
+    env = ctx.build(
         AgentEnvironment, "top level", id=ctx.natural_id("environment", data["env_name"]),
         provenance=ctx.provenance(KEY),
         env_name=data["env_name"], description=data["description"],
@@ -123,6 +126,78 @@ def environment(ctx: ImportContext, data: Any) -> AgentEnvironment:
         ],
         tools=tools,
     )
+    return _mark_executable(ctx, env)
+
+
+def _mark_executable(ctx: ImportContext, env: AgentEnvironment) -> AgentEnvironment:
+    """Spec only: without effects an environment is not executable (its Python is never used). Effects that
+    are there must pass the spec check; tools still without effects keep the environment non-executable."""
+    if not any(t.effects for t in env.tools):
+        return env
+    problems = spec_problems(env)
+    missing = [t.name for t in env.tools if not t.effects]
+    real = [p for p in problems if not p.endswith("has no effects")]
+    if real:
+        raise ctx.fail("key 'tools'", f"effects do not pass the spec check: {real[0]}"
+                       + (f" (and {len(real) - 1} more)" if len(real) > 1 else ""))
+    if missing:
+        ctx.result.warnings.append(
+            f"{ctx.path.name}: environment '{env.env_name}' is not executable: {len(missing)} tool(s) without "
+            f"effects ({', '.join(missing[:5])}{', …' if len(missing) > 5 else ''})")
+        return env
+    return env.model_copy(update={"executable": True})
+
+
+def check_references(result: ImportResult) -> None:
+    """Cross-file checks, as warnings (one line each; the import goes on): a case's environment must be in the
+    import, its functions among that environment's tools and its initial state valid against its schema; a
+    rubric's case must be in the import and each item's SOURCE_CHECKPOINT one of that case's checkpoints."""
+    envs = {e.env_name: e for e in result.records.get("agent_environment", []) if isinstance(e, AgentEnvironment)}
+    cases = {c.case_name: c for c in result.records.get("agent_case", [])
+             if isinstance(c, AgentCase) and c.source_case_file is None}
+    w = result.warnings
+    for case in result.records.get("agent_case", []):
+        assert isinstance(case, AgentCase)
+        env = envs.get(case.environment)
+        if env is None:
+            w.append(f"case '{case.case_name}': environment '{case.environment}' is not in the import")
+            continue
+        if case.source_case_file is not None:
+            continue
+        tools = {t.name for t in env.tools}
+        unknown = [f for f in case.function_list if f not in tools]
+        if unknown:
+            w.append(f"case '{case.case_name}': function(s) {', '.join(unknown)} are not tools of environment "
+                     f"'{env.env_name}'")
+        problem = _state_problem(env, case.initial_state)
+        if problem:
+            w.append(f"case '{case.case_name}': the initial state does not fit environment '{env.env_name}' "
+                     f"{problem}")
+    for rub in result.records.get("rubric", []):
+        assert isinstance(rub, Rubric)
+        case = cases.get(rub.case_name)
+        if case is None:
+            w.append(f"rubric '{rub.case_name}': its case is not in the import")
+            continue
+        ids = {cp.checkpoint_id for cp in [*case.checkpoints_a, *case.checkpoints_b]}
+        for item in [*rub.items_a, *rub.items_b]:
+            if item.source_checkpoint not in ids:
+                w.append(f"rubric '{rub.case_name}', item {item.item_id}: SOURCE_CHECKPOINT "
+                         f"'{item.source_checkpoint}' is not a checkpoint of the case")
+
+
+def _state_problem(env: AgentEnvironment, state: Any) -> str | None:
+    import jsonschema_rs
+
+    try:
+        validator = jsonschema_rs.validator_for(state_json_schema(env))
+        error = next(iter(validator.iter_errors(state)), None)
+    except ValueError as err:
+        return f"(its state schema is not usable: {str(err)[:200]})"
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.instance_path) or "(state)"
+    return f"at {where}: {error.message[:200]}"
 
 
 def _checkpoints(ctx: ImportContext, data: dict, key: str) -> list[Checkpoint]:

@@ -33,6 +33,7 @@ class ImportResult:
     source_files: list[Path] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list, repr=False)
     taxonomy_versions: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # cross-file problems, one line each: the import goes on
     _seen: dict[str, str] = field(default_factory=dict, repr=False)
     _first: dict[str, Record] = field(default_factory=dict, repr=False)
 

@@ -26,5 +26,6 @@ def stage_import(
             taxonomy_versions=dict(sorted(result.taxonomy_versions.items())), toolkit_version=toolkit_version,
             importer=importer, source_dataset=result.source_dataset,
             skipped_files=[{"path": str(p.resolve()), "reason": why} for p, why in result.skipped],
+            **({"import_warnings": list(result.warnings)} if result.warnings else {}),
         ))
     return layout

@@ -6,30 +6,57 @@ effects drawn from a small fixed set of operations. Nothing in a record is ever 
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, Field
 
 from valuecorpus.schemas.records.base import Json, Record
 
-EffectOp = Literal["read", "list", "insert", "update", "delete", "append", "require"]
+EffectOp = Literal["get", "list", "insert", "update", "delete", "append", "require"]
+EFFECT_OPS: tuple[str, ...] = get_args(EffectOp)
+
+# Reference fields (what points at what), declared once here for the validation suites and the importers:
+# `json_schema_extra={"references": "<kind>.<field>"}`; `same_case` narrows the target to records of the
+# same case (a rubric item's checkpoint is one of its own case's checkpoints).
+REFERENCES = "references"
+
+
+def ref(target: str, **extra: Any) -> dict[str, Any]:
+    return {REFERENCES: target, **extra}
 
 
 class ToolEffect(BaseModel):
-    """One operation of a tool on the state, interpreted by the built-in interpreter."""
+    """One operation of a tool on the state, from a fixed set; the interpreter executes nothing else.
+
+    `table` names a state table; `path` goes below it, one segment per level (a row key, then a nested key).
+    Any string in `path`, `where` or `value` may hold `{param}`: a string that is exactly `{param}` becomes the
+    argument's value (of any type), otherwise the argument is written into the text.
+
+    - get: the row at `path` (missing: the error observation `error`), shown as `output` in the observation
+    - list: the rows of `table`/`path` whose fields equal `where` (all rows without `where`)
+    - insert: `value` (a row) at `path`; a row already there is an error
+    - update: the fields of `value` set on the row at `path`; a missing row is an error
+    - delete: the row at `path` removed; a missing row is an error
+    - append: `value` appended to the list `field` of the row at `path`
+    - require: a precondition. `exists` (default) or `absent` at `path`, and, when `where` is given, the row's
+      fields equal it; otherwise the call ends with the error observation `error` and the state is unchanged
+    """
 
     op: EffectOp
     table: str
-    key_param: str | None = Field(None, description="the tool parameter that selects the row")
-    field: str | None = None
-    value_param: str | None = Field(None, description="the tool parameter whose value is written")
-    value: Json = None
+    path: list[str] = Field(default_factory=list, description="keys below the table; '{param}' substitutes")
+    where: Json = Field(None, description="list / require: {field: value} the row must match")
+    value: Json = Field(None, description="insert: the row; update: {field: value}; append: the item")
+    field: str | None = Field(None, description="append: the list field of the row")
+    expect: Literal["exists", "absent"] | None = Field(None, description="require: exists (default) or absent")
+    error: str | None = Field(None, description="the error observation when the effect cannot apply")
+    output: str | None = Field(None, description="get / list: the name of the result in the observation")
 
 
 class ToolSpec(BaseModel):
     name: str
     description: str = ""
-    parameters: Json = Field(default=None, description="JSON Schema of the tool's arguments")
+    parameters: Json = Field(default=None, description="JSON Schema of the tool's arguments (key order kept)")
     effects: list[ToolEffect] = Field(default_factory=list)
 
 
@@ -46,6 +73,8 @@ class AgentEnvironment(Record):
     state_schema: Json = Field(default=None, description="JSON Schema per state table (initial_parameter_schema)")
     tool_state_dependencies: list[ToolStateDependency] = Field(default_factory=list)
     tools: list[ToolSpec] = Field(default_factory=list)
+    executable: bool = Field(
+        False, description="every tool carries effects that passed the spec check: the interpreter runs it")
 
 
 class Checkpoint(BaseModel):
@@ -55,6 +84,15 @@ class Checkpoint(BaseModel):
     why_it_matters: str = ""
     expected_actions: list[str] = Field(default_factory=list)
     expected_signal: str = ""
+
+
+class TrajectoryStep(BaseModel):
+    """One tool call of a trajectory and what the interpreter answered."""
+
+    tool: str
+    arguments: Json = Field(None, description="the call's arguments (key order kept)")
+    observation: Json = Field(None, description="{success: true, data: …} or {success: false, error: …}")
+    error: str | None = Field(None, description="set when the call failed (bad arguments, precondition)")
 
 
 class SpecialState(BaseModel):
@@ -71,7 +109,7 @@ class AgentCase(Record):
     kind: ClassVar[str] = "agent_case"
 
     case_name: str
-    environment: str
+    environment: str = Field(json_schema_extra=ref("agent_environment.env_name"))
     value_system: str
     value_items: list[str] = Field(description="[value_a, value_b]")
     task_description: str
@@ -80,8 +118,11 @@ class AgentCase(Record):
     function_list: list[str] = Field(default_factory=list)
     checkpoints_a: list[Checkpoint] = Field(default_factory=list)
     checkpoints_b: list[Checkpoint] = Field(default_factory=list)
+    golden_a: list[TrajectoryStep] = Field(
+        default_factory=list, description="pole A's golden trajectory, replayed by the interpreter")
+    golden_b: list[TrajectoryStep] = Field(default_factory=list, description="pole B's golden trajectory")
     success_condition: Json = None
-    source_case_file: str | None = None
+    source_case_file: str | None = Field(None, description="forced-choice variant: the case it rewrites")
     option_a_value: str | None = None
     option_b_value: str | None = None
     choice_mode: str | None = None
@@ -89,7 +130,7 @@ class AgentCase(Record):
 
 class RubricItem(BaseModel):
     item_id: str
-    source_checkpoint: str
+    source_checkpoint: str = Field(json_schema_extra=ref("agent_case.checkpoints.checkpoint_id", same_case=True))
     weight: int = Field(ge=1, le=5)
     question: str
     score_2: str
@@ -106,7 +147,7 @@ class ScaleLevel(BaseModel):
 class Rubric(Record):
     kind: ClassVar[str] = "rubric"
 
-    case_name: str
+    case_name: str = Field(json_schema_extra=ref("agent_case.case_name"))
     value_a_name: str
     value_b_name: str
     status: str = "OK"

@@ -22,7 +22,14 @@ Json = Annotated[Any, JsonBlob()]
 
 
 def canonical_json(value: Any) -> str:
+    """Sorted keys: what ids and hashes are computed over (the same value gives the same text)."""
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def ordered_json(value: Any) -> str:
+    """Keys in their own order: how a JsonBlob is stored. Order is data there (a tool's arguments are listed
+    in the order its author gave them); ids never hash this text, so they stay what `canonical_json` makes."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def stable_id(*parts: Any) -> str:

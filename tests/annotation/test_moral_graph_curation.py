@@ -11,7 +11,6 @@ from conftest import run_cli
 from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
 
 from valuecorpus.annotation import projects
-from valuecorpus.schemas.arrow import read_records
 from valuecorpus.schemas.layout import DataHome
 
 
@@ -51,8 +50,8 @@ def test_generated_cards_and_votes_push_with_their_configs(label_studio, tmp_pat
         _ok(run_cli("generate", "moral_graph", "--n", "8", "--run-id", "mg-int", *common, env=env))  # 2 per prompt
         _ok(run_cli("generate", "moral_graph_votes", "--from-run", "mg-int", "--run-id", "mg-votes", *common,
                     env=env))
-    cards = read_records(DataHome(home).run("mg-int").records("values_card"))
-    votes = read_records(DataHome(home).run("mg-votes").records("moral_graph_vote"))
+    cards = DataHome(home).run("mg-int").read_records("records/values_card")
+    votes = DataHome(home).run("mg-votes").read_records("records/moral_graph_vote")
     assert cards and votes
     out = _ok(run_cli("curate", "push", "mg-int", env=env))
     assert re.search(rf"values_card: project \d+.*{len(cards)} added", out), out

@@ -50,3 +50,24 @@ def test_generate_transform_matches_the_engine(fake_server, tmp_path: Path, mode
     expected = {o.request_id: ("results", o.content) if isinstance(o, GenerationResult)
                 else ("dead_letters", None) for o in plain}
     assert {k: (v["tag"], v["content"]) for k, v in found.items()} == expected
+
+
+def test_no_secret_in_the_pickled_pipeline(monkeypatch) -> None:
+    """The engine step carries its config to the workers without the key; they read it from their environment."""
+    import pickle
+
+    import apache_beam as beam
+    from apache_beam.internal import pickler
+
+    from valuecorpus.pipelines.engine import EngineConfig
+    from valuecorpus.pipelines.engine.beam import Generate, _GenerateFn
+
+    secret = "sk-test-0123456789abcdef"
+    config = EngineConfig(backend="openai", base_url="http://127.0.0.1:9/v1", model="m", api_key=secret)
+    fn = _GenerateFn(config, 16, 2, "step", False)
+    assert secret.encode() not in pickle.dumps(fn) and secret.encode() not in pickler.dumps(fn)
+    pipeline = beam.Pipeline()
+    _ = pipeline | beam.Create([]) | Generate(config)
+    assert secret not in str(pipeline.to_runner_api())
+    monkeypatch.setenv(fn._config.credential_env, secret)
+    assert fn._config.api_key is None and fn._config.resolved_api_key() == secret

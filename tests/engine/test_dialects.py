@@ -81,11 +81,25 @@ def test_openai_sdk_transport_gives_the_same_answers(fake_server, tmp_path: Path
     assert all(isinstance(o, GenerationResult) and o.attempts == 2 for o in sdk)  # the engine retried, not the SDK
 
 
+UNBOUNDED = {**VALUE_SCHEMA, "properties": {**VALUE_SCHEMA["properties"], "note": {"type": "string"}},
+             "required": [*VALUE_SCHEMA["required"], "note"]}  # a string without maxLength: no worst case
+
+
 def test_answer_cut_at_max_tokens_says_so(fake_server, tmp_path: Path) -> None:
     server = fake_server("--completion-tokens", "500")  # reports more tokens than allowed: cut at max_tokens
-    requests = make_requests(2, max_tokens=3)
+    requests = make_requests(2, schema=UNBOUNDED, max_tokens=3)
     with Engine(http_config(server, tmp_path)) as engine:
         outcomes = engine.generate(requests)
     for o in outcomes:
         assert isinstance(o, DeadLetter) and o.error_class == "invalid_json"
         assert "max_tokens=3" in o.reason
+
+
+def test_a_bounded_schema_is_never_cut(fake_server, tmp_path: Path) -> None:
+    """The same server and max_tokens, a schema with a worst case: the engine asks for at least that many
+    tokens (llama-cpp-python's grammar on a server: 6-byte escapes, a space after each token), so it closes."""
+    server = fake_server("--completion-tokens", "500")
+    with Engine(http_config(server, tmp_path)) as engine:
+        outcomes = engine.generate(make_requests(2, max_tokens=3))
+    assert all(isinstance(o, GenerationResult) and o.parsed["value"] in ("care", "fairness", "loyalty")
+               for o in outcomes)

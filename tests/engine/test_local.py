@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from valuecorpus.pipelines.engine import Engine, EngineConfig, GenerationRequest, GenerationResult
+from valuecorpus.pipelines.engine.grammar import schema_grammar
 
 SCHEMA = {
     "type": "object",
@@ -32,8 +33,36 @@ def test_local_model_is_constrained_by_the_schema(tmp_path: Path) -> None:
     assert constrained.parsed["value"] in SCHEMA["properties"]["value"]["enum"]  # never "safety"
     assert constrained.endpoint_kind == "local" and constrained.usage.completion_tokens > 0
     assert constrained.model and "/" not in constrained.model  # a model name, not the GGUF path on this machine
-    assert isinstance(free, GenerationResult) and free.content.strip() and free.parsed is None
+    assert isinstance(free, GenerationResult) and free.parsed is None  # what it says is the model's business
     with Engine(config) as engine:  # the local model's answers are cached like any other
         again = engine.generate(requests)
         assert engine.stats.sent == 0
     assert [o.content for o in again] == [constrained.content, free.content]
+
+
+# Every answer to this schema is as long as it may be in characters (minLength = maxLength, minItems =
+# maxItems): only how many bytes and tokens the characters take is left to the model.
+AT_WORST = {
+    "type": "object",
+    "properties": {
+        "text": {"type": "string", "minLength": 40, "maxLength": 40},
+        "items": {"type": "array", "items": {"type": "string", "minLength": 4, "maxLength": 4},
+                  "minItems": 3, "maxItems": 3},
+        "kind": {"enum": ["yes", "no", "ambiguous"]},
+    },
+    "required": ["text", "items", "kind"],
+    "additionalProperties": False,
+}
+
+
+def test_an_answer_at_the_schema_worst_case_closes() -> None:
+    """Asked for 1 token, with a prompt that invites one-character repetition: the engine asks for the
+    schema's worst case instead, and the answer closes within it."""
+    request = GenerationRequest(request_id="worst", json_schema=AT_WORST, params={"max_tokens": 1},
+                                messages=[{"role": "user", "content": "Write 1.1.1.1.1.1.1.1.1.1 forever."}])
+    with Engine(EngineConfig(backend="local", cache_dir=None)) as engine:
+        [out] = engine.generate([request])
+    bound = schema_grammar(AT_WORST).max_tokens
+    assert bound is not None and isinstance(out, GenerationResult), out
+    assert len(out.parsed["text"]) == 40 and len(out.parsed["items"]) == 3  # schema-valid, at full length
+    assert out.usage.completion_tokens <= bound and len(out.content.encode()) < bound

@@ -12,10 +12,8 @@ from valuecorpus.pipelines.chains.dilemmas import THEORIES, topics, topics_of
 from valuecorpus.pipelines.chains.perspectives import VARIANTS
 from valuecorpus.pipelines.planner import read_plan
 from valuecorpus.pipelines.prompts import load_template
-from valuecorpus.schemas.arrow import read_records
 from valuecorpus.schemas.layout import DataHome
 from valuecorpus.schemas.records import Dilemma, Perspective
-from valuecorpus.schemas.run_tables import FilteredSample
 from valuecorpus.schemas.taxonomies.loader import load_taxonomy
 
 DILEMMA_STEPS = ["situation", "consequence", "parties", "values", "reasons"]
@@ -31,7 +29,7 @@ def test_dilemmas_recipe_records_match_model_and_taxonomy(cli, home: Path, fake_
     layout = DataHome(home).run("dd1")
     manifest = layout.read_manifest()
     plan = {it["sample_id"]: it for it in read_plan(layout.plan)}
-    records = read_records(layout.records("dilemma"))
+    records = layout.read_records("records/dilemma")
     assert len(plan) == 8 and manifest.dead_letters == 0
     assert len({it["seed_situation"]["id"] for it in plan.values()}) == 8  # a seed of its own per item
     assert manifest.counts["dilemma"] + manifest.filtered == 8 and len(records) == manifest.counts["dilemma"]
@@ -84,9 +82,9 @@ def test_perspectives_from_a_dilemma_run(cli, home: Path, fake_llm, responder: R
     _generate(cli, fake_llm, "perspectives", "--from-run", "dd2", "--run-id", "pp1")
     layout = DataHome(home).run("pp1")
     manifest = layout.read_manifest()
-    dilemmas = {d.id: d for d in read_records(DataHome(home).run("dd2").records("dilemma"))}
-    records = read_records(layout.records("perspective"))
-    filtered = read_records(layout.filtered, FilteredSample)
+    dilemmas = {d.id: d for d in DataHome(home).run("dd2").read_records("records/dilemma")}
+    records = layout.read_records("records/perspective")
+    filtered = layout.read_records("filtered")
     assert manifest.parent_runs == ["dd2"]
     assert len(records) + len(filtered) == 11 * len(dilemmas)
     assert Counter(f.filter for f in filtered) == Counter({"demographics": len(dilemmas)})
@@ -118,7 +116,7 @@ def test_perspectives_from_a_published_version_match_the_run(cli, home: Path, fa
               "--executor", "loop")
 
     def content(run_id: str) -> list[dict]:
-        rows = [r.model_dump(mode="json") for r in read_records(DataHome(home).run(run_id).records("perspective"))]
+        rows = [r.model_dump(mode="json") for r in DataHome(home).run(run_id).read_records("records/perspective")]
         for row in rows:
             row["provenance"]["run_id"] = None
         return sorted(rows, key=lambda r: r["id"])
@@ -131,13 +129,30 @@ def test_demo_recipe_against_the_fake_server(cli, home: Path, fake_llm) -> None:
     _generate(cli, fake_llm, "demo", "--run-id", "demo-fake", "--executor", "loop")
     layout = DataHome(home).run("demo-fake")
     manifest = layout.read_manifest()
-    records = read_records(layout.records("dilemma"))
+    records = layout.read_records("records/dilemma")
     assert manifest.dead_letters == 0 and len(records) + manifest.filtered == 10
     groups = {"interpersonal", "roles_and_places", "events", "society"}
     plan = read_plan(layout.plan)
     assert {it["topic_group"] for it in plan} == groups
+    planned = {it["sample_id"]: it["topic_group"] for it in plan}
     for rec in records:
         Dilemma.model_validate(rec.model_dump())
         assert all(len(a.values_direct) + len(a.values_indirect) <= 2 for a in rec.actions)  # params.max_values
-        assert rec.topic_group in topics()["groups"][plan[[it["sample_id"] for it in plan].index(rec.id)]
-                                                     ["topic_group"]]
+        # the stratum field holds what the planner planned (a group), and the topic is one of that group's
+        assert rec.topic_group == planned[rec.id]
+        topic = next(t for t, v in topics()["topics"].items() if v["id"] == rec.topic)
+        assert topic in topics()["groups"][rec.topic_group]
+    # coverage (manifest and `run show`) is counted from the records' own field
+    from_records = Counter(r.topic_group for r in records)
+    cov = manifest.model_extra["coverage"]["topic_group"]
+    assert cov["kept_from"] == "records" and cov["planned"] == dict(Counter(planned.values()))
+    assert {g: n for g, n in cov["kept"].items() if n} == dict(from_records)
+    shown = cli("run", "show", "demo-fake")
+    assert shown.code == 0, shown.stderr
+    row = next(ln for ln in shown.stdout.splitlines() if "topic_group" in ln)
+    cells = [c.strip() for c in row.replace("┃", "│").split("│") if c.strip()]
+    assert cells[:2] == ["topic_group", "4"]
+    if set(from_records) == groups:
+        assert cells[3] == str(round(max(from_records.values()) / min(from_records.values()), 3))
+    else:
+        assert cells[3] == "inf"

@@ -93,7 +93,8 @@ def test_near_duplicates_of_the_published_version_are_filtered(cli, home: Path, 
     assert published_ids <= {f.sample_id for f in near}
     assert {f.matched_id for f in near} <= published_ids
     assert all("in the published version" in f.reason for f in near)
-    assert layout.read_manifest().model_extra["published_compared"] == {"ref": "dd_test@v1", "texts": len(first)}
+    assert layout.read_manifest().model_extra["published_compared"] == {"ref": "dd_test@v1", "files": 1,
+                                                                        "rows": len(first)}
 
 
 def test_llm_judge_drops_low_scores_through_the_engine(cli, home: Path, fake_llm, tmp_path: Path) -> None:
@@ -110,3 +111,11 @@ def test_llm_judge_drops_low_scores_through_the_engine(cli, home: Path, fake_llm
     assert kept and judged  # the fixed rule scores some 9 and some 3
     assert all(f.score == 3.0 and f.reason.startswith("judge score 3 < 5") for f in judged)
     assert len(kept) + len(read_records(layout.filtered, FilteredSample)) == 8
+    # the judge as a step of the Beam pipeline, through the engine: the same verdicts
+    res = cli("generate", str(recipe), "--run-id", "judged-beam", "--base-url", fake_llm.base_url, "--model",
+              "fake-model", "--no-progress", "--executor", "beam")
+    assert res.code == 0, res.stderr
+    on_beam = DataHome(home).run("judged-beam")
+    assert sorted(r.id for r in on_beam.read_records("records/dilemma")) == sorted(r.id for r in kept)
+    assert sorted((f.sample_id, f.filter, f.reason) for f in on_beam.read_records("filtered")) == sorted(
+        (f.sample_id, f.filter, f.reason) for f in read_records(layout.filtered, FilteredSample))

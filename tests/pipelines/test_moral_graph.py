@@ -235,16 +235,17 @@ def test_a_repeated_step_in_another_chain_stops_on_its_condition() -> None:
 
 
 def test_the_beam_executor_runs_the_turn_loop_like_the_plain_loop(tmp_path: Path) -> None:
-    from valuecorpus.pipelines.beam_pipeline import run_beam
+    from valuecorpus.pipelines.generation import GenerateOptions, generate
+    from valuecorpus.schemas.layout import DataHome
 
     loop = run("moral_graph", Responder(), {"count": 2, "params": {"max_turns": 2}})
     recipe = load_recipe("moral_graph", {"count": 2, "params": {"max_turns": 2}})
-    chain = type(loop.chain)(recipe)
-    plan = make_plan(recipe, chain.extra_axes(), chain.planned_count())
     with FakeServer(FakeServerConfig(responder=Responder())) as server:
         config = EngineConfig(backend="openai", base_url=server.base_url, model="fake-model", progress=False)
-        kept, filtered, dead, _states, _ = run_beam(chain, plan, config, [], tmp_path / "work")
-    assert not dead and not filtered
+        layout = generate(recipe, DataHome(tmp_path / "home"), config,
+                          GenerateOptions(executor="beam", run_id="mg-beam"))
+    kept = [r for kind in layout.kinds() for r in layout.read_records(f"records/{kind}")]
+    assert not layout.read_records("dead_letters") and not layout.read_records("filtered")
     beam_turns = {r.id: r.turns for r in kept if isinstance(r, Interview)}
     loop_turns = {r.id: r.turns for r in loop.records if isinstance(r, Interview)}
     assert beam_turns == loop_turns and len(beam_turns) == 2
@@ -356,10 +357,10 @@ def test_cli_interviews_votes_aggregate_publish_query(cli: Any, home: Path) -> N
 
 def test_local_model_small_run(tmp_path: Path) -> None:
     local = run("moral_graph", None, {"count": 1, "params": {"max_turns": 1},
-                                      "model": {"backend": "local", "max_tokens": 48,
-                                                "step_max_tokens": {"articulate": 120, "contexts": 40}}},
+                                      "model": {"backend": "local", "max_tokens": 150,
+                                                "step_max_tokens": {"articulate": 360, "contexts": 120}}},
                 local=True, cache_dir=tmp_path)
-    local.assert_accounted()  # every plan item: records (kept or filtered with a reason) or a dead letter
+    local.assert_accounted(closed=True)  # every plan item: records (kept or filtered) or a dead letter; none cut
     for rec in local.records:
         assert rec.provenance.endpoint_kind == "local"
     for d in local.dead:

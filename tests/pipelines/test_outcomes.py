@@ -156,7 +156,7 @@ def _money_respond(req: dict[str, Any]) -> Any:
 def test_local_model_small_run(tmp_path: Path) -> None:
     res = run("outcomes", None, {"count": 1, "params": {"samples_per_order": 2, "outcomes": OUTCOMES[:2]}},
               local=True, cache_dir=tmp_path)
-    res.assert_accounted()
+    res.assert_accounted(closed=True)
     assert not res.dead and len(res.records) == 2  # free-text answers: nothing to fail but the transport
     for rec in res.records:
         assert rec.samples == 2 and 0 <= rec.unparsed <= 2

@@ -183,7 +183,7 @@ def test_local_model_small_run(tmp_path: Any) -> None:
                                     "model": {"backend": "local", "max_tokens": 64,
                                               "step_max_tokens": {"question": 40, "stance": 16}},
                                     "params": {"words": 30}}, local=True, cache_dir=tmp_path)
-    res.assert_accounted()
+    res.assert_accounted(closed=True)
     for rec in res.records:
         PreferencePair.model_validate(rec.model_dump(mode="json"))
         assert rec.chosen_judged in ("support", "oppose", "neutral")

@@ -175,6 +175,6 @@ def test_local_model_small_run(tmp_path: Path) -> None:
     res = run("rule_pairs", None, {"count": 1, "params": {**PARAMS, "text_max_chars": 60},
                                    "model": {"backend": "local", "max_tokens": 96}},
               inputs=INPUTS, local=True, cache_dir=tmp_path)
-    res.assert_accounted()
+    res.assert_accounted(closed=True)
     for rec in res.kept:
         assert sorted(o.follows for o in rec.options) == sorted(SLOTS)

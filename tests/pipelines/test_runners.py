@@ -10,22 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
+from run_content import run_content
 from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
 
 from valuecorpus.schemas.layout import DataHome
 
 
 def _content(layout) -> dict[str, list[dict]]:
-    out = {}
-    for name, path in [("dilemma", layout.records("dilemma")), ("plan", layout.plan),
-                       ("dead", layout.dead_letters), ("filtered", layout.filtered)]:
-        rows = pq.read_table(path).to_pylist()
-        for row in rows:
-            if "provenance" in row:
-                row["provenance"]["run_id"] = None
-        out[name] = sorted(rows, key=repr)
-    return out
+    return run_content(layout)
 
 
 def test_loop_in_memory_and_multi_processing_give_identical_runs(cli, home: Path, fake_llm) -> None:

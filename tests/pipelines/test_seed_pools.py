@@ -142,3 +142,58 @@ def test_seeds_from_an_imported_corpus(cli, home: Path, tmp_path: Path, referenc
     assert {it["seed_situation"]["text"] for it in plan} <= imported
     for rec in read_records(layout.records("dilemma")):
         assert " ".join(rec.basic_situation.split()).rstrip(".;, ") in imported
+
+
+class BrokenFriendProposals(Recorder):
+    """Answers every seed proposal for the topic 'friend' with text that is no JSON (a dead letter each)."""
+
+    def __call__(self, request: dict[str, Any]) -> Any:
+        super().__call__(request)
+        if request["last_user"].startswith("Topic: friend."):
+            return "no seeds today"
+        return None
+
+
+def test_seed_stage_on_beam_gives_the_loop_run(cli, home: Path, tmp_path: Path) -> None:
+    """Beam's workers get their seeds from the plan file alone: the same run as the loop's, seeds table and the
+    seed stage's dead letters included, and a sample from a proposed seed carries the proposal's cache key."""
+    from run_content import run_content
+
+    path = _recipe(tmp_path, ["interpersonal"])  # 4 topics × 4 shipped seeds: 24 items need proposals
+    data = yaml.safe_load(path.read_text())
+    data["filters"] = {"language": {"enabled": False}, "length": {"min_chars": 1}}  # keep the canned text
+    path.write_text(yaml.safe_dump(data))
+    recipe = str(path)
+    with FakeServer(FakeServerConfig(responder=BrokenFriendProposals(FIRST_STEP["dilemmas"]), latency=0)) as server:
+        common = (recipe, "--n", "24", "--base-url", server.base_url, "--model", "fake-model", "--no-progress")
+        runs = {"loop": cli("generate", *common, "--run-id", "loop", "--executor", "loop"),
+                "beam": cli("generate", *common, "--run-id", "beam", "--executor", "beam", "--refresh")}
+    for name, res in runs.items():
+        assert res.code == 0, (name, res.stderr[-3000:])
+    home_ = DataHome(home)
+    loop, beam = home_.run("loop"), home_.run("beam")
+    assert run_content(loop) == run_content(beam)
+    seeds = {name: sorted(read_records(layout.seeds, SeedRow), key=lambda r: (r.pool, r.seed_id))
+             for name, layout in (("loop", loop), ("beam", beam))}
+    assert seeds["loop"] == seeds["beam"]
+    assert {r.source for r in seeds["beam"]} == {"shipped", "proposed"}
+    for layout in (loop, beam):
+        dead = layout.read_records("dead_letters")
+        friend = [d for d in dead if d.plan_item == "seeds:friend"]
+        assert friend and all(d.reason for d in friend)  # every proposal request ends somewhere, with why
+        manifest = layout.read_manifest()
+        assert manifest.dead_letters == len(dead)
+        report = manifest.model_extra["seed_pool"]
+        assert report["dead_letters"] == len(friend) and report["engine"]["requests"] == report["proposal_requests"]
+        plan = read_plan(layout.plan)
+        assert len(plan) == 24 and len({it["seed_situation"]["id"] for it in plan}) == 24
+        assert all(it["seed_situation"]["pool"] != "friend" or it["seed_situation"]["source"] == "shipped"
+                   for it in plan)
+        by_id = {it["sample_id"]: it for it in plan}
+        from_proposals = 0
+        for rec in layout.read_records("records/dilemma"):
+            seed = by_id[rec.provenance.plan_item]["seed_situation"]
+            if seed["source"] == "proposed":
+                from_proposals += 1
+                assert seed["cache_key"] in rec.provenance.cache_keys
+        assert from_proposals

@@ -187,7 +187,7 @@ def test_local_model_small_run(tmp_path: Any) -> None:
         "params": {"translate": False, "text_max_chars": 40, "max_values": 1},
     }
     res = run("value_rules", None, overrides, local=True, cache_dir=tmp_path)
-    res.assert_accounted()
+    res.assert_accounted(closed=True)
     for rec in res.records:
         ValueRule.model_validate(rec.model_dump(mode="json"))
         assert all(TAX.get(n, "derived") for n in rec.derived_values)
@@ -198,7 +198,6 @@ def test_cli_generate_on_beam(cli: Any, home: Any) -> None:
     """`valuecorpus generate value_rules` on the default Beam executor stages the same outcome as the loop."""
     from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
 
-    from valuecorpus.schemas.arrow import read_records
     from valuecorpus.schemas.layout import RunLayout
 
     def hook(req: dict[str, Any]) -> Any:  # the engine's dialect probe has no system message
@@ -212,9 +211,8 @@ def test_cli_generate_on_beam(cli: Any, home: Any) -> None:
     manifest = layout.read_manifest()
     assert manifest.counts == {"value_rule": 14} and manifest.filtered == 4 and manifest.dead_letters == 0
     assert TAX.ref.split("@")[0] in manifest.taxonomy_versions
-    rules = read_records(layout.records("value_rule"))
+    rules = layout.read_records("records/value_rule")
     assert sorted(r.label for r in rules).count(-1) == 2 and all(r.levels for r in rules)
-    import pyarrow.parquet as pq
 
-    filtered = pq.read_table(layout.filtered).to_pylist()
+    filtered = layout.read_table("filtered").to_pylist()
     assert sorted(f["filter"] for f in filtered) == ["label", "label", "relevance", "relevance"]

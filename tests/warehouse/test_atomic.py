@@ -27,9 +27,9 @@ def _assert_only_complete_versions(home: Path, dataset: str) -> list[int]:
     for n in numbers:
         assert verify_version(home, dataset, n) == [], f"v{n} does not verify"
     ddir = DataHome(home).dataset_dir(dataset)
-    if ddir.exists():  # nothing but complete versions, temp dirs and the lock file
+    if ddir.exists():  # nothing but complete versions, temp dirs, the lock file and the suite file
         for path in ddir.iterdir():
-            known = {f"v{n}" for n in numbers} | {".publish.lock"}
+            known = {f"v{n}" for n in numbers} | {".publish.lock", "suite.yaml"}
             assert path.name in known or path.name.startswith(TMP_PREFIX)
     return numbers
 
@@ -67,7 +67,7 @@ def test_random_sigkill_during_publish(home: Path, dilemma_run: str, tmp_path: P
     # How long a publish takes in a publisher process: the kills land at random moments inside that window.
     proc = _start_publisher(home, dilemma_run, "dilemmas", tmp_path / "go")
     (tmp_path / "go").touch()
-    window = float(proc.communicate(timeout=120)[0].split()[1])
+    window = float(proc.communicate(timeout=600)[0].split()[1])
     rng = random.Random(20261127)
     outcomes = {"complete": 0, "none": 0}
     for i in range(12):
@@ -110,7 +110,7 @@ def test_concurrent_publishers_get_distinct_versions(home: Path, dilemmas: list[
     go.touch()
     reported = []
     for proc in procs:
-        out, _ = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0
         reported.append(int(out.split()[0]))
     stop.set()
@@ -129,7 +129,7 @@ def test_concurrent_cli_publishers(home: Path, dilemma_run: str) -> None:
     command = [sys.executable, "-m", "valuecorpus", "publish", dilemma_run, "--dataset", "dd"]
     procs = [subprocess.Popen(command,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
-    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0]
     published = [line.split(":")[0] for out in outputs for line in out.splitlines() if line.startswith("pub")]
     assert sorted(published) == ["published dd v1", "published dd v2", "published dd v3"]

@@ -84,25 +84,18 @@ def test_card_shows_generation_validation_and_changes(home: Path, dilemmas: list
     stage_run(home, "gen-1", {"dilemma": first}, origin="generate", models=["test-model"],
               prompt_versions={"dilemmas/situation": "0123456789ab"},
               tokens={"prompt_tokens": 1200, "completion_tokens": 340, "tokens": 1540}, cost_usd=0.0125)
-    validation = {
-        "success": True, "suite": "dilemma", "suite_version": "3f2a9c", "data_docs": "runs/gen-1/validation/index.html",
-        "expectations": [
-            {"name": "expect_column_values_to_not_be_null", "kind": "dilemma", "column": "dilemma_situation",
-             "success": True, "observed": {"unexpected_count": 0}, "threshold": None, "unexpected_ids": []},
-            {"name": "filtered_rate_below", "kind": "dilemma", "column": None, "success": True,
-             "observed": 0.02, "threshold": {"max": 0.1}, "unexpected_ids": ["a1", "a2"]},
-        ],
-    }
-    publish(home, "gen-1", "dilemmas", validation=validation)
+    manifest = publish(home, "gen-1", "dilemmas")  # the gate's real result is what the card shows
     meta, body = card_parts(DataHome(home).version_dir("dilemmas", 1))
     assert meta["source_datasets"] == ["extended|daily_dilemmas"]
     assert meta["language_creators"] == ["machine-generated"] == meta["annotations_creators"]
     assert "Models: test-model." in body and "prompt_tokens 1200" in body and "0.0125 USD" in body
     assert "| `dilemmas/situation` | `0123456789ab` |" in body
-    assert "Suite `dilemma` version `3f2a9c`: 2 expectation(s), 0 failed." in body
-    assert "| expect_column_values_to_not_be_null | dilemma | dilemma_situation | passed |" in body
-    assert '| filtered_rate_below | dilemma |  | passed | 0.02 | {"max": 0.1} | `a1`, `a2` |' in body
-    assert "Data Docs: `runs/gen-1/validation/index.html`" in body
+    v = manifest.validation
+    assert (f"Suite `dilemmas` version `{v['suite_version']}`: {len(v['expectations'])} expectation(s), 0 failed."
+            in body)
+    assert "| dilemma: id unique | unique | id | passed |" in body
+    assert "| filtered rate below its ceiling | distribution | filtered_rate | passed |" in body
+    assert f"Data Docs: `{v['data_docs']}`" in body and v["data_docs"] == "runs/gen-1/validation/data_docs/index.html"
 
     # v2: 10 removed, 5 changed (topic), 3 added
     changed = {d.id for d in first[10:15]}

@@ -20,10 +20,11 @@ def warehouse(home: Path, dilemma_run: str, dilemmas: list[Dilemma]) -> Path:
     publish(home, dilemma_run, "dilemmas")
     stage_run(home, "first-100", {"dilemma": dilemmas[:100]})
     publish(home, "first-100", "dilemmas")
-    perspectives = [Perspective(id=f"p{i}", dilemma_id=d.id, action="telling the truth", acceptable="honesty",
-                                unacceptable="kindness", category="simple_contrast", variant="S>O",
-                                description="Character A values honesty over kindness.")
-                    for i, d in enumerate(dilemmas[:7])]
+    # seven perspectives on the three dilemmas of the run (the gate checks perspectives → dilemmas)
+    perspectives = [Perspective(id=f"p{i}", dilemma_id=dilemmas[i % 3].id, action="telling the truth",
+                                acceptable="honesty", unacceptable="kindness", category="simple_contrast",
+                                variant="S>O", description="Character A values honesty over kindness.")
+                    for i in range(7)]
     stage_run(home, "mixed", {"dilemma": dilemmas[:3], "perspective": perspectives})
     publish(home, "mixed", "clash")
     return home

@@ -55,3 +55,42 @@ def test_diff_two_real_versions(home: Path, dilemma_run: str, dilemmas: list[Dil
     text = cli("diff", "dilemmas", "1", "2")
     assert "dilemma: 4 added, 7 removed, 8 changed, 1345 unchanged" in text.stdout
     assert "    topic_group: 5 changed" in text.stdout and "    actions: 2 changed" in text.stdout
+
+
+def test_release_changes_report_labels_and_verdicts(home: Path, reference_data: Path, cli) -> None:
+    from valuecorpus.schemas.importers import import_path
+    from valuecorpus.schemas.records.base import AnnotatorDecision
+    from valuecorpus.warehouse import release_changes
+
+    dilemmas = [d for d in import_path("dailydilemmas", reference_data / "daily_dilemmas").records["dilemma"]
+                if d.actions]
+
+    def curated(d: Dilemma, verdicts: list[str]) -> Dilemma:
+        trail = [AnnotatorDecision(annotator=f"a{i}", verdict=v) for i, v in enumerate(verdicts)]
+        return d.model_copy(update={"provenance": d.provenance.model_copy(update={"annotations": trail})})
+
+    first = [curated(dilemmas[0], ["accept", "accept", "reject"]), curated(dilemmas[1], ["accept"]),
+             *dilemmas[2:]]
+    stage_run(home, "r1", {"dilemma": first})
+    publish(home, "r1", "labels")
+    assert release_changes(home, "labels")["kinds"][0]["added"] == len(first)  # v1: everything is new
+
+    action = first[0].actions[0]
+    old_name = action.values[0].name
+    new_name = "honesty" if old_name != "honesty" else "trust"
+    relabelled = action.model_copy(update={"values": [action.values[0].model_copy(update={"name": new_name}),
+                                                      *action.values[1:]]})
+    second = [first[0].model_copy(update={"actions": [relabelled, *first[0].actions[1:]]}),
+              curated(dilemmas[1], ["reject", "reject"]), *first[2:]]
+    stage_run(home, "r2", {"dilemma": second})
+    publish(home, "r2", "labels")
+
+    (kind,) = release_changes(home, "labels")["kinds"]
+    assert kind["changed"] == 2
+    names = kind["label_changes"]["actions[].values[].name"]
+    assert names["records"] == 1
+    assert names["added"] == {new_name: 1} and names["removed"] == {old_name: 1}
+    assert kind["verdict_changes"] == {"accept → reject": 1}
+    text = cli("diff", "labels", "1", "2")
+    assert f"labels actions[].values[].name: 1 records (+{new_name} ×1, -{old_name} ×1)" in text.stdout
+    assert "verdict accept → reject: 1" in text.stdout

@@ -91,11 +91,30 @@ def every_kind(reference_data: Path) -> dict[str, list[Any]]:
     for importer, folder in IMPORTED.items():
         for kind, rows in import_path(importer, reference_data / folder).records.items():
             records.setdefault(kind, []).extend(rows)
-    dilemma_ids = [*[d.id for d in records["dilemma"] if len(d.actions) == 2][:3], "not-in-version"]
+    dilemma_ids = [d.id for d in records["dilemma"] if len(d.actions) == 2][:3]
     for kind, n in BUILT_KINDS.items():
         records[kind] = [built(kind, i, dilemma_ids) for i in range(n)]
+    _link(records)
     assert set(records) == set(RECORD_TYPES), set(RECORD_TYPES) - set(records)
     return records
+
+
+def _link(records: dict[str, list[Any]]) -> None:
+    """Point the built records' references at records of the same version, as the validation gate requires:
+    rule pairs at the value rules, comparisons at the outcomes, card matches at the values cards."""
+    rules = [r.id for r in records["value_rule"]]
+    records["rule_pair_dilemma"] = [p.model_copy(update={
+        "rule_1": p.rule_1.model_copy(update={"rule_id": rules[i % len(rules)]}),
+        "rule_2": p.rule_2.model_copy(update={"rule_id": rules[(i + 1) % len(rules)]})})
+        for i, p in enumerate(records["rule_pair_dilemma"])]
+    outcomes = records["outcome"]
+    records["outcome_comparison"] = [c.model_copy(update={
+        "option_a": c.option_a.model_copy(update={"outcome_id": outcomes[2 * i].id}),
+        "option_b": c.option_b.model_copy(update={"outcome_id": outcomes[2 * i + 1].id})})
+        for i, c in enumerate(records["outcome_comparison"])]
+    cards = [c.card_key for c in records["values_card"]]
+    records["values_card_match"] = [m.model_copy(update={"card_a": cards[2 * i], "card_b": cards[2 * i + 1]})
+                                    for i, m in enumerate(records["values_card_match"])]
 
 
 def stage_every_kind(home: Path, reference_data: Path, run_id: str = "every-kind") -> dict[str, list[Any]]:
@@ -106,12 +125,11 @@ def stage_every_kind(home: Path, reference_data: Path, run_id: str = "every-kind
 
 
 def generated_dilemmas(values: list[str], n: int) -> list[Any]:
-    """Dilemmas whose two actions serve different values of the taxonomy (one probe label among them)."""
+    """Dilemmas whose two actions serve different values of the taxonomy."""
     out = []
     for i in range(n):
+        # the probe label is a stratum (below): a value outside the taxonomy never passes the gate
         a, b = values[i % len(values)], values[(i * 3 + 1) % len(values)]
-        if i == 0:
-            b = XSS_LABEL
         actions = [{"action_type": "to_do", "action": f"Act {i}", "values": [{"name": a, "type": "direct"}]},
                    {"action_type": "not_to_do", "action": f"Refrain {i}", "values": [{"name": b, "type": "direct"}]}]
         item = stable_id("wh-plan", i)  # the plan item differs from the record id: the report must join them

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import great_expectations  # noqa: F401  (the gate's library, loaded before `ready` like everything else)
+
 from valuecorpus.warehouse.publishing import publish
 
 

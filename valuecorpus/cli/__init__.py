@@ -25,7 +25,7 @@ app = typer.Typer(
 
 # Command modules, in the order a record flows through the toolkit.
 COMMAND_MODULES = ["data", "taxonomy", "generate", "utilities", "moral_graph", "curate", "warehouse", "outputs",
-                   "cache", "engine"]
+                   "cache", "engine", "environments"]
 
 
 @app.callback()

@@ -8,13 +8,14 @@ from valuecorpus.cli.common import settings
 
 
 def _open_cache():
-    from valuecorpus.pipelines.engine.cache import CACHE_FILE, ResponseCache
+    from valuecorpus.pipelines.engine.cache import CACHE_FILE, open_cache
     from valuecorpus.schemas.errors import NotFoundError
 
-    folder = settings().data_home.cache_dir
-    if not (folder / CACHE_FILE).exists():
+    home = settings().data_home
+    folder = home.cache_dir
+    if not home.remote and not (folder / CACHE_FILE).exists():
         raise NotFoundError(f"no response cache at {folder / CACHE_FILE} (nothing generated with this home yet)")
-    return ResponseCache(folder)
+    return open_cache(str(folder))
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +40,9 @@ def register(app: typer.Typer) -> None:
         print(f"entries: {s.entries}  size: {s.bytes / 1e6:.2f} MB  oldest: {when(s.oldest)}  newest: {when(s.newest)}")
         for model, count in s.models.items():
             print(f"  {model or '(unnamed)'}: {count}")
+        if s.old_scheme:
+            print(f"{s.old_scheme} entries use an older key scheme (keyed without the endpoint's identity): "
+                  "they are never hit; `cache prune` removes them with the rest")
 
     @cache_app.command("prune")
     def prune(

@@ -28,6 +28,11 @@ def settings(**overrides: object) -> Settings:
     return load_settings(home=state.home, **overrides)
 
 
+def debugging() -> bool:
+    """--debug or VALUECORPUS_DEBUG=1: tracebacks and the runner's own logs are shown."""
+    return state.debug or os.environ.get("VALUECORPUS_DEBUG") == "1"
+
+
 def err(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -45,4 +46,6 @@ def import_command(
     console.print(table)
     for skipped, reason in result.skipped:
         console.print(f"skipped {skipped.name}: {reason}")
+    for warning in result.warnings:  # cross-file problems: reported, the import stands (exit 0)
+        print(f"warning: {warning}", file=sys.stderr)
     typer.echo(layout.run_id)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from valuecorpus.cli.common import settings
+from valuecorpus.cli.common import debugging, settings
 from valuecorpus.cli.runs_group import attach, run_app
 
 if TYPE_CHECKING:
@@ -59,12 +59,11 @@ def _inputs(recipe: Recipe, home: DataHome, from_run: str | None, from_dataset: 
     if kind is None:
         raise ValueCorpusError(f"--from-run / --from-dataset: recipe kind '{recipe.kind}' takes no input records")
     if run_ref:
-        from valuecorpus.schemas.arrow import read_records
 
         layout = home.resolve_run(run_ref)
-        if not layout.records(kind).exists():
+        if not layout.has_table(f"records/{kind}"):
             raise NotFoundError(f"run '{run_ref}' has no {kind} records ({layout.records(kind)})")
-        rows = read_records(layout.records(kind))
+        rows = layout.read_records(f"records/{kind}")
         return [r.model_dump(mode="json") for r in rows], [layout.run_id], f"run:{layout.run_id}"
     from valuecorpus.warehouse import latest_version, load_records
 
@@ -72,24 +71,23 @@ def _inputs(recipe: Recipe, home: DataHome, from_run: str | None, from_dataset: 
     return [r.model_dump(mode="json") for r in rows], [], f"{dataset}@v{latest_version(home, dataset)}"
 
 
-def _published_texts(recipe: Recipe, home: DataHome) -> tuple[list[tuple[str, str]], str | None]:
-    """(id, text) of the latest published version of the recipe's dataset, for the near-duplicate filter."""
+def _published_files(recipe: Recipe, home: DataHome) -> tuple[list[str], str | None]:
+    """The Parquet files of the latest published version of the recipe's dataset (the kinds its chain makes),
+    for the near-duplicate filter: Beam reads them on its workers, the loop in this process."""
     if not (recipe.filters.near_duplicate.enabled and recipe.filters.near_duplicate.against_published):
         return [], None
     from valuecorpus.pipelines.chains import chain_class
-    from valuecorpus.warehouse import latest_version, load_records, version_info
+    from valuecorpus.warehouse import latest_version, version_info
+    from valuecorpus.warehouse.versions import kind_files
 
     dataset = recipe.output.dataset
     version = latest_version(home, dataset)
     if version is None:
         return [], None
-    chain = chain_class(recipe.kind)(recipe)
     info = version_info(home, dataset, version)
-    texts: list[tuple[str, str]] = []
-    for kind in chain.record_kinds:
-        if kind in info.manifest.kinds:
-            texts.extend((r.id, chain.text_of(r)) for r in load_records(home, dataset, version, kind))
-    return [t for t in texts if t[1]], f"{dataset}@v{version}"
+    files = [str(p) for kind in chain_class(recipe.kind).record_kinds if kind in info.manifest.kinds
+             for p in kind_files(info, kind)]
+    return files, f"{dataset}@v{version}"
 
 
 def _print_summary(layout: Any) -> None:
@@ -150,14 +148,13 @@ def register(app: typer.Typer) -> None:
         home = s.data_home
         config = engine_config(s, **engine_overrides(recipe, s, model, base_url, max_cost, refresh))
         inputs, parents, input_source = _inputs(recipe, home, from_run, from_dataset)
-        published, published_ref = _published_texts(recipe, home)
+        published_files, published_ref = _published_files(recipe, home)
         from valuecorpus.warehouse.publishing import toolkit_version
 
         options = GenerateOptions(
-            executor=executor, beam_args=list(ctx.args), run_id=run_id, inputs=inputs, published=published,
+            executor=executor, beam_args=list(ctx.args), run_id=run_id, inputs=inputs, published_files=published_files,
             published_ref=published_ref, parent_runs=parents, input_source=input_source,
-            toolkit_version=toolkit_version(),
-            progress=progress,
+            toolkit_version=toolkit_version(), progress=progress, debug=debugging(),
         )
         print(f"generating {recipe.count} × {recipe.kind} with {config.describe()} ({executor})", file=sys.stderr)
         layout = generate(recipe, home, config, options)

@@ -18,7 +18,6 @@ KIND = "outcome_comparison"
 def _comparisons(home: DataHome, ref: str, version: str | None) -> tuple[list[Any], Any, str]:
     """Records from a run (by id or path) or, failing that, a published dataset. Returns (records, run layout
     or None, a label)."""
-    from valuecorpus.schemas.arrow import read_records
     from valuecorpus.schemas.errors import NotFoundError
     from valuecorpus.schemas.layout import DATASET_RE, RUN_ID_RE
 
@@ -28,9 +27,9 @@ def _comparisons(home: DataHome, ref: str, version: str | None) -> tuple[list[An
     elif RUN_ID_RE.match(ref) and home.run(ref).exists():
         layout = home.run(ref)
     if layout is not None:
-        if not layout.records(KIND).exists():
+        if not layout.has_table(f"records/{KIND}"):
             raise NotFoundError(f"run '{layout.run_id}' has no {KIND} records ({layout.records(KIND)})")
-        return read_records(layout.records(KIND)), layout, f"run {layout.run_id}"
+        return layout.read_records(f"records/{KIND}"), layout, f"run {layout.run_id}"
     from valuecorpus.warehouse import latest_version, load_records
 
     if not DATASET_RE.match(ref) or latest_version(home, ref) is None:

@@ -72,17 +72,79 @@ def publish_cmd(
     run: str = typer.Argument(..., help="Run id (under <home>/runs) or path to a run directory."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (a-z, 0-9, '_')."),
 ) -> None:
-    """Publish a staged run as the next immutable version of a dataset."""
+    """Validate a staged run against the dataset's suite, then publish it as the next immutable version.
+
+    Nothing is published when an expectation fails (exit code 5); no option skips the suite."""
     from valuecorpus.warehouse.publishing import publish
 
     home = settings().data_home
     manifest = publish(home, run, dataset, on_step=_step_hook())
     counts = ", ".join(f"{k}={n}" for k, n in manifest.row_counts.items())
     print(f"published {dataset} v{manifest.version}: {counts}")
+    if manifest.validation:
+        v = manifest.validation
+        print(f"  validated: suite '{v['suite']}' {v['suite_version']}, {len(v['expectations'])} expectations passed")
     same = (manifest.model_extra or {}).get("same_content_as")
     if same:
         print(f"note: same data as v{same}")
     print(f"  {home.version_dir(dataset, manifest.version)}")
+
+
+def _print_validation(result: dict[str, Any], label: str, home: Any) -> None:
+    failed = [e for e in result["expectations"] if not e["success"]]
+    print(f"{label}: suite '{result['suite']}' {result['suite_version']}: "
+          f"{len(result['expectations']) - len(failed)} of {len(result['expectations'])} expectations passed")
+    for e in failed:
+        count = e["observed"].get("unexpected_records", e["observed"].get("unexpected"))
+        print(f"  FAILED [{e['kind']}] {e['name']}: {count} unexpected; threshold: "
+              f"{json.dumps(e['threshold'], ensure_ascii=False, default=str)[:200]}")
+        values = e["observed"].get("unexpected_values")
+        if values:
+            print(f"    values: {json.dumps(values, ensure_ascii=False, default=str)[:300]}")
+        if e["unexpected_ids"]:
+            print(f"    ids: {', '.join(e['unexpected_ids'])}")
+    if result.get("data_docs"):
+        print(f"  Data Docs: {home.root / result['data_docs']}")
+
+
+def validate_cmd(
+    target: str = typer.Argument(..., help="A run (id or path), or DATASET[@vN] (latest version without @)."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d",
+                                       help="For a run: validate it against this dataset's suite file."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table | json"),
+) -> None:
+    """Run the expectation suite on a run or a published version; write Data Docs beside it. Exit 5 on failure."""
+    from valuecorpus.schemas.errors import NotFoundError, ValueCorpusError
+    from valuecorpus.warehouse.validation import ValidationFailed, failure_message, run_target, validate
+    from valuecorpus.warehouse.validation.gate import version_target
+    from valuecorpus.warehouse.versions import version_numbers
+
+    home = settings().data_home
+    name, _, version = target.partition("@")
+    run_path = None
+    if not version:
+        try:
+            run_path = home.resolve_run(target)
+        except ValueCorpusError:  # not a run: maybe a dataset
+            run_path = None
+    try:
+        published = bool(version) or bool(version_numbers(home, name))
+    except ValueCorpusError:  # not a dataset name either
+        published = False
+    if run_path is not None:
+        tgt, suite = run_target(run_path), dataset
+    elif published:
+        tgt, suite = version_target(home, name, version or None), name
+    else:
+        raise NotFoundError(f"'{target}' is neither a run under {home.runs_dir} nor a published dataset "
+                            "(DATASET or DATASET@vN)")
+    result = validate(home, tgt, suite, create_suite=suite is not None)
+    if fmt is OutputFormat.json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
+    else:
+        _print_validation(result, tgt.label, home)
+    if not result["success"]:
+        raise ValidationFailed(failure_message(tgt.label, result, limit=3))
 
 
 def versions_cmd(
@@ -124,7 +186,8 @@ def diff_cmd(
     ids: bool = typer.Option(False, "--ids", help="List the added / removed / changed ids."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table | json"),
 ) -> None:
-    """Ids added, removed and changed between two versions, with per-column change counts."""
+    """Ids added, removed and changed between two versions, per-column change counts, value labels added and
+    removed, and curation verdicts that changed."""
     from valuecorpus.warehouse.diff import diff_versions
 
     result = diff_versions(settings().data_home, dataset, old, new, kind=kind, ignore=frozenset(ignore))
@@ -137,6 +200,12 @@ def diff_cmd(
               f"{k.unchanged} unchanged")
         for column, n in sorted(k.column_changes.items(), key=lambda item: (-item[1], item[0])):
             print(f"    {column}: {n} changed")
+        for path, change in k.label_changes.items():
+            shown = [f"+{label} ×{n}" for label, n in change["added"].items()][:8] + \
+                    [f"-{label} ×{n}" for label, n in change["removed"].items()][:8]
+            print(f"    labels {path}: {change['records']} records ({', '.join(shown)})")
+        for move, n in k.verdict_changes.items():
+            print(f"    verdict {move}: {n}")
         if ids:
             for label, values in (("added", k.added), ("removed", k.removed), ("changed", k.changed)):
                 for rid in values:
@@ -144,6 +213,7 @@ def diff_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    app.command("validate")(validate_cmd)
     app.command("publish")(publish_cmd)
     app.command("versions")(versions_cmd)
     app.command("sql")(sql_cmd)

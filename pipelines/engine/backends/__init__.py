@@ -16,6 +16,7 @@ class Completion:
     finish_reason: str | None = None
     latency_s: float = 0.0
     cost_usd: float = 0.0
+    tool_calls: list[dict[str, Any]] | None = None  # [{id, name, arguments}] when the model called tools
 
 
 class Backend(Protocol):
@@ -39,7 +40,31 @@ def completion_from_json(data: dict[str, Any], fallback_model: str) -> Completio
     except (KeyError, IndexError, TypeError, AttributeError):
         raise AttemptError("bad_response", "the endpoint answered without choices[0].message") from None
     usage = data.get("usage") or {}
+    calls = choice["message"].get("tool_calls")
     return Completion(
         content, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
         data.get("model") or fallback_model, choice.get("finish_reason"),
+        tool_calls=tool_calls_from_json(calls) if calls else None,
     )
+
+
+def tool_calls_from_json(calls: Any) -> list[dict[str, Any]]:
+    """OpenAI `message.tool_calls` → [{id, name, arguments}] (arguments stay the JSON text the model wrote)."""
+    from valuecorpus.pipelines.engine.attempts import AttemptError
+
+    out = []
+    try:
+        for i, call in enumerate(calls):
+            fn = call["function"]
+            args = fn.get("arguments")
+            out.append({"id": str(call.get("id") or f"call_{i}"), "name": str(fn["name"]),
+                        "arguments": args if isinstance(args, str) else _json_text(args)})
+    except (KeyError, TypeError, AttributeError):
+        raise AttemptError("bad_response", "the endpoint answered malformed tool_calls") from None
+    return out
+
+
+def _json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value if value is not None else {}, ensure_ascii=False)

@@ -18,6 +18,8 @@ from valuecorpus.pipelines.engine.backends import Completion, completion_from_js
 _models: dict[tuple[str, int, int], Any] = {}
 _load_lock = threading.Lock()
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
+_grammars: dict[str, Any] = {}  # GBNF text -> parsed LlamaGrammar (parsed once per schema)
+_PASSED = ("temperature", "max_tokens", "seed", "top_p", "response_format", "repeat_penalty")
 
 
 def load_model(path: str, n_ctx: int, n_threads: int) -> Any:
@@ -28,6 +30,16 @@ def load_model(path: str, n_ctx: int, n_threads: int) -> Any:
 
             _models[key] = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
         return _models[key]
+
+
+def _grammar(text: str) -> Any:
+    if text not in _grammars:
+        from llama_cpp import LlamaGrammar
+
+        if len(_grammars) > 256:
+            _grammars.clear()
+        _grammars[text] = LlamaGrammar.from_string(text, verbose=False)
+    return _grammars[text]
 
 
 @atexit.register
@@ -51,13 +63,27 @@ class LocalBackend:
 
     def _complete_sync(self, body: dict[str, Any]) -> Completion:
         llm = load_model(self.model_path, self.n_ctx, self.n_threads)
-        kwargs = {k: body[k] for k in ("temperature", "max_tokens", "seed", "top_p", "response_format") if k in body}
+        kwargs = {k: body[k] for k in _PASSED if k in body}
+        messages = body["messages"]
+        tools = body.get("tools")
+        if tools:  # no native tool calls: a grammar over the tools, see local_tools
+            from valuecorpus.pipelines.engine.backends.local_tools import plain_messages, tool_schema
+
+            messages = plain_messages(messages, tools)
+            kwargs["response_format"] = {"type": "json_object", "schema": tool_schema(tools)}
+        elif "grammar" in body:
+            kwargs["grammar"] = _grammar(body["grammar"])
         try:
-            data = llm.create_chat_completion(messages=body["messages"], **kwargs)
+            data = llm.create_chat_completion(messages=messages, **kwargs)
         except ValueError as err:  # e.g. the prompt does not fit the context window
             raise AttemptError("local_model", f"the local model refused the request: {err}") from None
         # llama.cpp reports the GGUF file path as the model: records name the model, not this machine's folders
-        return completion_from_json({**data, "model": self.model}, self.model)
+        comp = completion_from_json({**data, "model": self.model}, self.model)
+        if tools:
+            from valuecorpus.pipelines.engine.backends.local_tools import read_answer
+
+            comp.content, comp.tool_calls = read_answer(comp.content)
+        return comp
 
     async def complete(self, body: dict[str, Any], timeout: float) -> Completion:
         # no timeout: a running llama.cpp call cannot be interrupted, and the thread serialises calls anyway

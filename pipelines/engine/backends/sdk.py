@@ -24,7 +24,7 @@ class SdkBackend:
     async def complete(self, body: dict[str, Any], timeout: float) -> Completion:
         openai = self._openai
         body = dict(body)
-        known = {"model", "messages", "temperature", "max_tokens", "seed", "top_p", "response_format"}
+        known = {"model", "messages", "temperature", "max_tokens", "seed", "top_p", "response_format", "tools"}
         extra = {k: body.pop(k) for k in list(body) if k not in known}
         try:
             resp = await self._client.chat.completions.create(**body, extra_body=extra or None, timeout=timeout)

@@ -21,6 +21,7 @@ from valuecorpus_testing.fake_server_batches import ApiError, BatchStore, parse_
 from valuecorpus_testing.fake_server_content import (
     Overlay,
     Responder,
+    ToolCalls,
     free_text,
     instance_for,
     last_user_text,
@@ -339,6 +340,8 @@ class ServerApp:
         if self.responder is not None:
             content = self.responder({"hash": key, "seed": seed, "attempt": attempt, "messages": messages,
                                       "last_user": last_user_text(messages), "schema": schema, "body": body})
+            if isinstance(content, ToolCalls):
+                return 200, self.tool_call_bytes(body, messages, content, key, attempt)
             if isinstance(content, Overlay):
                 generated = instance_for(schema or prompt_schema or {"type": "object"}, seed)
                 content = json.dumps({**generated, **content} if isinstance(generated, dict) else dict(content))
@@ -402,6 +405,25 @@ class ServerApp:
         # a template, not json.dumps of a dict: the body is built once per request on the hot path
         return (_COMPLETION % (key, attempt, int(time.time()), _quote(str(body.get("model") or cfg.model)),
                                _quote(content), finish, prompt, completion, prompt + completion)).encode()
+
+
+    def tool_call_bytes(self, body: dict[str, Any], messages: list[Any], calls: list[dict[str, Any]], key: str,
+                        attempt: int) -> bytes:
+        """A completion whose message calls tools (OpenAI format: arguments as JSON text, content null)."""
+        prompt = max(1, sum(len(str(m.get("content") or "")) for m in messages) // 4)
+        tool_calls = [{"id": f"call_{key[:8]}_{i}", "type": "function",
+                       "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments") or {})}}
+                      for i, c in enumerate(calls)]
+        completion = max(1, len(json.dumps(tool_calls)) // 4)
+        self.c.prompt_tokens += prompt
+        self.c.completion_tokens += completion
+        return orjson.dumps({
+            "id": f"chatcmpl-{key}{attempt}", "object": "chat.completion", "created": int(time.time()),
+            "model": str(body.get("model") or self.config.model),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": tool_calls},
+                         "logprobs": None, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+        })
 
 
 def _template(path: str) -> str:

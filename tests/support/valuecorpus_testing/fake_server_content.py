@@ -260,7 +260,8 @@ def load_responses(path: str | Path) -> Responder:
 
     Either a plain mapping `{"substring of the last user message": content, ...}`, or
     `{"by_hash": {request_hash: content}, "rules": [{"contains": "...", "role": "user"|"any",
-    "content": ... | "choices": [...] | "fields": {...}}]}`. A `content` that is not a string is sent as its
+    "content": ... | "choices": [...] | "fields": {...} | "tool_script": [{"name", "arguments"}, ...]}]}`
+    (`tool_script`: a scripted tool-calling model, see `script_step`). A `content` that is not a string is sent as its
     JSON text; with `choices` one is picked by the request hash; `fields` are set over the schema-generated
     answer's top-level keys (the rest stays generated). The first matching rule wins; no match → generated.
     """
@@ -280,6 +281,17 @@ class Overlay(dict):  # type: ignore[type-arg]
     """A responder's answer meaning "the generated JSON answer, with these top-level fields set"."""
 
 
+class ToolCalls(list):  # type: ignore[type-arg]
+    """A responder's answer meaning "call these tools": [{"name": ..., "arguments": {...}}, ...]."""
+
+
+def script_step(script: list[dict[str, Any]], messages: list[Any], final: str) -> ToolCalls | str:
+    """A scripted tool-calling model: the n-th call of the script once the conversation holds n-1 assistant
+    turns that called tools; after the script, the final text answer."""
+    done = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant" and m.get("tool_calls"))
+    return ToolCalls([script[done]]) if done < len(script) else final
+
+
 def rule_responder(rules: list[dict[str, Any]], by_hash: dict[str, Any] | None = None) -> Responder:
     by_hash = by_hash or {}
 
@@ -297,6 +309,8 @@ def rule_responder(rules: list[dict[str, Any]], by_hash: dict[str, Any] | None =
             else:
                 haystack = user
             if needle in haystack:
+                if "tool_script" in rule:
+                    return script_step(rule["tool_script"], request["messages"], rule.get("final", "Done."))
                 if "choices" in rule:
                     return rule["choices"][request["seed"] % len(rule["choices"])]
                 if "fields" in rule:

@@ -1,0 +1,159 @@
+"""Scale-out benchmarks (issue 18): the generation pipeline on Beam in-process vs the Dask runner with two
+workers and the data home on a local S3-compatible store, and the duplicate filter alone on synthetic records
+(the loop's global `apply_filters` vs Beam in-process vs Dask with one and with two workers).
+
+    python -m bench.scale_out generation --n 1000            # dilemmas chain, fake server, C = 256
+    python -m bench.scale_out filter --records 100000        # synthetic records, ~10 % near duplicates
+
+Every figure is printed with the load average at its start (the machine is shared). Results go to
+bench/results/scale_out.json. Not a test: nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "scale_out.json"
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def _record(name: str, figures: dict[str, Any]) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data[name] = {**figures, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True))
+    print(json.dumps({name: data[name]}, indent=2))
+
+
+def _generate(home: str, n: int, base_url: str, beam_args: list[str], run_id: str,
+              env: dict[str, str] | None = None) -> dict[str, Any]:
+    load = _load()
+    started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run([sys.executable, "-m", "valuecorpus", "generate", "dilemmas", "--n", str(n),
+                           "--base-url", base_url, "--model", "fake-model", "--no-progress", "--run-id", run_id,
+                           "--executor", "beam", "--", *beam_args], capture_output=True, text=True,
+                          env={**os.environ, "VALUECORPUS_HOME": home, **(env or {})})
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    from valuecorpus.schemas.layout import DataHome
+
+    manifest = DataHome(home).run(run_id).read_manifest()
+    return {"wall_s": round(wall, 2), "launcher_cpu_s": round((after.ru_utime + after.ru_stime)
+                                                             - (before.ru_utime + before.ru_stime), 2),
+            "records": manifest.counts.get("dilemma", 0), "load": load}
+
+
+def generation(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(REPO / "tests" / "pipelines"))
+    from canned import Responder
+    from valuecorpus_testing.cluster import DaskCluster, ObjectStore
+    from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
+
+    work = Path(tempfile.mkdtemp(prefix="vc-scale-"))
+    figures: dict[str, Any] = {"n": args.n, "latency_ms": args.latency}
+    with FakeServer(FakeServerConfig(responder=Responder(), model="fake-model", latency=str(args.latency))) as srv:
+        figures["in_process"] = _generate(str(work / "local"), args.n, srv.base_url, [], "mem")
+        with ObjectStore(work / "store") as store, DaskCluster(work / "dask", workers=2, env=store.env) as dask:
+            figures["dask_2_workers_s3"] = _generate(store.url("home"), args.n, srv.base_url, dask.beam_args,
+                                                     "dask", store.env)
+    figures["dask_vs_in_process"] = round(figures["in_process"]["wall_s"] / figures["dask_2_workers_s3"]["wall_s"], 3)
+    _record(f"generation_n{args.n}", figures)
+
+
+def _synthetic(n: int, seed: int = 7) -> list[Any]:
+    """Dilemma records with distinct texts plus ~10 % near copies (a word changed) and ~2 % exact copies."""
+    from valuecorpus.schemas.records import Dilemma, Provenance, stable_id
+
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(5000)]
+    texts: list[str] = []
+    for _ in range(n):
+        r = rng.random()
+        if texts and r < 0.10:
+            base = rng.choice(texts).split()
+            base[rng.randrange(len(base))] = rng.choice(words)
+            texts.append(" ".join(base))
+        elif texts and r < 0.12:
+            texts.append(rng.choice(texts))
+        else:
+            texts.append(" ".join(rng.choice(words) for _ in range(40)))
+    return [Dilemma(id=stable_id("bench", str(i)), basic_situation=t[:60], dilemma_situation=t, actions=[],
+                    provenance=Provenance(origin="import", plan_item=str(i))) for i, t in enumerate(texts)]
+
+
+def _filter_beam(chain: Any, records: list[Any], beam_args: list[str]) -> tuple[float, int]:
+    import apache_beam as beam
+
+    from valuecorpus.pipelines.beam_pipeline import pipeline_options
+    from valuecorpus.pipelines.filters.beam import FilterRecords
+
+    started = time.perf_counter()
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    kept, _filtered = (pipeline | beam.Create([(r, "en") for r in records]) | FilterRecords(chain))
+    _ = kept | beam.combiners.Count.Globally() | beam.Map(print)
+    pipeline.run().wait_until_finish()
+    return time.perf_counter() - started, 0
+
+
+def filters(args: argparse.Namespace) -> None:
+    from valuecorpus.pipelines.chains import chain_class
+    from valuecorpus.pipelines.filters import apply_filters
+    from valuecorpus.pipelines.recipes import load_recipe
+
+    recipe = load_recipe("dilemmas", {"filters": {"language": {"enabled": False}, "leakage": False,
+                                                  "length": {"min_chars": 1, "max_chars": 100000}}})
+    chain = chain_class(recipe.kind)(recipe)
+    records = _synthetic(args.records)
+    figures: dict[str, Any] = {"records": args.records}
+    load, started = _load(), time.perf_counter()
+    result = apply_filters(chain, records)
+    figures["global_filter"] = {"wall_s": round(time.perf_counter() - started, 2), "kept": len(result.kept),
+                                "load": load}
+    load = _load()
+    wall, _ = _filter_beam(chain, records, [])
+    figures["beam_in_process"] = {"wall_s": round(wall, 2), "load": load}
+    if args.dask:
+        from valuecorpus_testing.cluster import DaskCluster
+
+        work = Path(tempfile.mkdtemp(prefix="vc-filter-"))
+        for workers in (1, 2):
+            with DaskCluster(work / f"dask{workers}", workers=workers) as dask:
+                load = _load()
+                wall, _ = _filter_beam(chain, records, dask.beam_args)
+                figures[f"dask_{workers}_workers"] = {"wall_s": round(wall, 2), "load": load}
+        figures["dask_2_vs_1"] = round(figures["dask_1_workers"]["wall_s"] / figures["dask_2_workers"]["wall_s"], 3)
+    _record(f"filter_{args.records}", figures)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    g = sub.add_parser("generation")
+    g.add_argument("--n", type=int, default=1000)
+    g.add_argument("--latency", type=int, default=200)
+    f = sub.add_parser("filter")
+    f.add_argument("--records", type=int, default=100_000)
+    f.add_argument("--dask", action="store_true", help="also on Dask with one and with two workers")
+    args = parser.parse_args()
+    {"generation": generation, "filter": filters}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Beam's Dask runner, with two fixes: bounded partitions and tagged outputs.
+
+Beam 2.77's `DaskRunner` translates `GroupByKey` to `dask.bag.groupby` with as many output partitions as the
+input has, and `Flatten` to `dask.bag.concat`, which adds its inputs' partitions up. A chain step joins its
+states with its outcomes (`CoGroupByKey` = Flatten + GroupByKey), so the partition count triples with every
+step and every join after it: a five-step chain and its filters reached thousands of partitions and a task
+graph the scheduler spent minutes on. Here both keep at most `--dask_npartitions` partitions (default
+`DEFAULT_PARTITIONS`).
+
+Its visitor also hands every consumer of a multi-output ParDo the producer's whole bag, main and tagged
+outputs mixed (the tags are dropped when the next ParDo reads them): a pipeline that splits records from dead
+letters with `with_outputs` gets both in each branch. Here each consumer reads only its own tag's values.
+
+Everything else is Beam's runner as it is. `pipeline_options` substitutes this runner when Beam's is named.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apache_beam.runners.dask import dask_runner
+from apache_beam.runners.dask import transform_evaluator as te
+from apache_beam.runners.dask.overrides import _Flatten, _GroupByKeyOnly
+
+BEAM_DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+DEFAULT_PARTITIONS = 8
+_LIMIT = {"partitions": DEFAULT_PARTITIONS}
+
+
+class _BoundedGroupByKey(te.GroupByKey):
+    def apply(self, input_bag: Any, side_inputs: Any = None) -> Any:
+        def key(item: Any) -> Any:
+            return item[0]
+
+        def value(item: Any) -> Any:
+            k, v = item
+            return k, [te.defenestrate(elm[1]) for elm in v]
+
+        return input_bag.groupby(key, npartitions=min(input_bag.npartitions, _LIMIT["partitions"])).map(value)
+
+
+class _BoundedFlatten(te.Flatten):
+    def apply(self, input_bag: Any, side_inputs: Any = None) -> Any:
+        import dask.bag as db
+
+        bag = db.concat(input_bag)
+        limit = _LIMIT["partitions"]
+        return bag.repartition(limit) if bag.npartitions > limit else bag
+
+
+def _of_tag(tag: Any) -> Any:
+    from apache_beam.pvalue import TaggedOutput
+
+    def keep(item: Any) -> bool:
+        if isinstance(item, TaggedOutput):
+            return item.tag == tag
+        return tag is None
+
+    return keep
+
+
+class DaskRunner(dask_runner.DaskRunner):
+    """`apache_beam.runners.dask.dask_runner.DaskRunner` with at most `--dask_npartitions` partitions per bag,
+    and each tagged output read by its own consumers only."""
+
+    @staticmethod
+    def to_dask_bag_visitor(bag_kwargs: Any = None) -> Any:
+        import collections
+        import dataclasses
+
+        from apache_beam import pvalue
+        from apache_beam.pipeline import PipelineVisitor
+        from apache_beam.runners.dask.transform_evaluator import NoOp
+
+        bag_kwargs = bag_kwargs or {}
+
+        @dataclasses.dataclass
+        class TaggedBagVisitor(PipelineVisitor):
+            bags: dict[Any, Any] = dataclasses.field(default_factory=collections.OrderedDict)
+
+            def _bag_of(self, value: Any) -> Any:
+                bag = self.bags.get(value.producer)
+                if bag is None:
+                    return None
+                if len(getattr(value.producer, "outputs", {}) or {}) > 1:  # a multi-output ParDo
+                    bag = bag.filter(_of_tag(value.tag))
+                return bag
+
+            def visit_transform(self, transform_node: Any) -> None:
+                op_class = dask_runner.TRANSLATIONS.get(transform_node.transform.__class__, NoOp)
+                op = op_class(transform_node, bag_kwargs=bag_kwargs)
+                op_kws: dict[str, Any] = {"input_bag": None, "side_inputs": None}
+                inputs = list(transform_node.inputs)
+                if inputs:
+                    bag_inputs = []
+                    for input_value in inputs:
+                        if isinstance(input_value, pvalue.PBegin):
+                            bag_inputs.append(None)
+                        bag = self._bag_of(input_value) if input_value.producer in self.bags else None
+                        if bag is not None:
+                            bag_inputs.append(bag)
+                    if len(bag_inputs) == 1 and not isinstance(op, te.Flatten):
+                        op_kws["input_bag"] = bag_inputs[0]
+                    else:
+                        op_kws["input_bag"] = bag_inputs
+                side_inputs = list(transform_node.side_inputs)
+                if side_inputs:
+                    op_kws["side_inputs"] = [
+                        dask_runner.SideInputMap(type(si), si._view_options(), te.DaskBagWindowedIterator(
+                            self._bag_of(si.pvalue), si._window_mapping_fn))
+                        for si in side_inputs]
+                self.bags[transform_node] = op.apply(**op_kws)
+
+        return TaggedBagVisitor()
+
+    def run_pipeline(self, pipeline: Any, options: Any) -> Any:
+        limit = options.view_as(dask_runner.DaskOptions).get_all_options().get("dask_npartitions")
+        _LIMIT["partitions"] = int(limit or DEFAULT_PARTITIONS)
+        saved = dict(dask_runner.TRANSLATIONS)
+        dask_runner.TRANSLATIONS.update({_GroupByKeyOnly: _BoundedGroupByKey, _Flatten: _BoundedFlatten})
+        try:
+            return super().run_pipeline(pipeline, options)
+        finally:
+            dask_runner.TRANSLATIONS.clear()
+            dask_runner.TRANSLATIONS.update(saved)
