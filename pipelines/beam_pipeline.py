@@ -35,6 +35,7 @@ from valuecorpus.pipelines.chains.runner import apply, finish, initial_state, pr
 from valuecorpus.pipelines.engine.beam import Generate, close_engines
 from valuecorpus.pipelines.engine.types import GenerationResult
 from valuecorpus.pipelines.filters.beam import FILTERED, KEPT, FilterRecords
+from valuecorpus.pipelines.stage import add_spend
 from valuecorpus.schemas import errors
 from valuecorpus.schemas.errors import ValueCorpusError
 from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample
@@ -170,7 +171,8 @@ class _StateSummary(beam.CombineFn):
     says of the whole run), without gathering the states."""
 
     def create_accumulator(self) -> dict[str, Any]:
-        return {"tokens": {}, "cost_usd": 0.0, "prompt_versions": {}, "models": [], "failed": 0, "samples": 0}
+        return {"tokens": {}, "cost_usd": 0.0, "prompt_versions": {}, "models": [], "failed": 0, "samples": 0,
+                "spend": {}}
 
     def add_input(self, acc: dict[str, Any], state: SampleState) -> dict[str, Any]:
         for k, v in state.tokens.items():
@@ -180,6 +182,7 @@ class _StateSummary(beam.CombineFn):
         acc["models"] = sorted(set(acc["models"]) | set(state.models))
         acc["failed"] += int(bool(state.failed))
         acc["samples"] += 1
+        add_spend(acc["spend"], state.spend)
         return acc
 
     def merge_accumulators(self, accs: Any) -> dict[str, Any]:
@@ -192,6 +195,7 @@ class _StateSummary(beam.CombineFn):
             out["models"] = sorted(set(out["models"]) | set(acc["models"]))
             out["failed"] += acc["failed"]
             out["samples"] += acc["samples"]
+            add_spend(out["spend"], acc["spend"])
         return out
 
     def extract_output(self, acc: dict[str, Any]) -> dict[str, Any]:

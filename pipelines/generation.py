@@ -23,8 +23,7 @@ from valuecorpus.pipelines.filters import apply_filters
 from valuecorpus.pipelines.filters.judge import apply_judge
 from valuecorpus.pipelines.planner import coverage, item_axes, kept_coverage, make_plan
 from valuecorpus.pipelines.seeds import SeedPool, seed_plan
-from valuecorpus.pipelines.stage import RunOutput, kept_rows, stage_run, stage_sharded
-from valuecorpus.schemas.errors import BudgetExhausted
+from valuecorpus.pipelines.stage import RunOutput, add_spend, kept_rows, stage_run, stage_sharded
 from valuecorpus.schemas.layout import DataHome, RunLayout
 from valuecorpus.schemas.storage import url_of
 
@@ -47,16 +46,31 @@ class GenerateOptions:
     input_source: str | None = None  # the run or dataset the inputs came from (recorded as the seeds' source)
     toolkit_version: str = ""
     progress: bool = False  # the engine's progress display (on a terminal: rich; otherwise plain lines)
+    resume: dict[str, Any] = field(default_factory=dict)  # batch executor: what `run resume` rebuilds it from
     debug: bool = False  # show the runner's own logs and tracebacks (--debug)
 
 
 def summarise_states(out: RunOutput, states: list[SampleState]) -> None:
+    spend: dict[str, dict[str, float]] = {}
     for s in states:
         for k, v in s.tokens.items():
             out.tokens[k] = out.tokens.get(k, 0) + v
         out.cost_usd += s.cost_usd
         out.prompt_versions.update(s.prompt_versions)
         out.models.extend(m for m in s.models if m not in out.models)
+        add_spend(spend, s.spend)
+    out.extra["spend"] = [*out.extra.get("spend", []), *spend_rows(spend)]  # after the seed stage's
+
+
+def spend_rows(spend: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """The manifest's `spend`: one row per (step, endpoint, model), in step order of first appearance."""
+    rows = []
+    for key, row in spend.items():
+        step, endpoint, model = key.split("|", 2)
+        rows.append({"step": step, "endpoint": endpoint, "model": model, "requests": int(row["requests"]),
+                     "cached": int(row["cached"]), "prompt_tokens": int(row["prompt_tokens"]),
+                     "completion_tokens": int(row["completion_tokens"]), "cost_usd": round(row["cost_usd"], 6)})
+    return rows
 
 
 def run_loop(chain: Chain, plan: list[dict[str, Any]], config: EngineConfig, progress: bool = False,
@@ -121,6 +135,7 @@ def add_seed_stage(out: RunOutput, pool: SeedPool) -> None:
     out.cost_usd += pool.cost_usd
     out.prompt_versions.update(pool.prompt_versions)
     out.models.extend(m for m in pool.models if m not in out.models)
+    out.extra["spend"] = spend_rows(pool.spend)
 
 
 def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: GenerateOptions) -> RunLayout:
@@ -128,29 +143,44 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
     timings: dict[str, float] = {}
     started = time.perf_counter()
     home.clean_stale_partials()
-    run_id = options.run_id or home.new_run_id(recipe.name)
+    chain = chain_class(recipe.kind)(recipe, options.inputs)
+    chain.input_source = options.input_source
+    skeleton = make_plan(recipe, chain.extra_axes(), chain.planned_count())
+    run_id = options.run_id
+    batch_print = None
+    if options.executor == "batch":  # a rerun of a killed submission continues it (found by the recipe's plan)
+        from valuecorpus.pipelines.batch_run import find_pending, fingerprint
+
+        batch_print = fingerprint(chain, skeleton, config)
+        run_id = run_id or find_pending(home, batch_print)
+    run_id = run_id or home.new_run_id(recipe.name)
     home.run(run_id)  # validates the id before any work
+    # fresh answers' cache entries name the run that paid for them: a resumed run counts them once, at cost
+    config = config.model_copy(update={"spend_scope": run_id})
     if config.max_cost_usd is not None or config.max_tokens_total is not None:
         # one cap for the whole run, however many Beam worker processes spend against it
         config = config.model_copy(update={"budget_scope": config.budget_scope or f"run:{run_id}"})
-    chain = chain_class(recipe.kind)(recipe, options.inputs)
-    chain.input_source = options.input_source
-    plan = make_plan(recipe, chain.extra_axes(), chain.planned_count())
-    # the seed stage: a distinct seed per plan item (proposed through the engine when the pool is short)
-    plan, seed_pool, seed_report = seed_plan(chain, plan, config)
+    # the seed stage: a distinct seed per plan item (proposed through the engine when the pool is short), paid
+    # for and capped as part of the run
+    plan, seed_pool, seed_report = seed_plan(chain, skeleton, config)
     timings["plan_s"] = time.perf_counter() - started
 
     t = time.perf_counter()
     resolved = resolve_cached(chain, plan, config) if options.executor == "auto" else None
-    executor = "cache" if resolved is not None else "loop" if options.executor == "loop" else "beam"
+    executor = "cache" if resolved is not None else options.executor if options.executor in (
+        "loop", "batch") else "beam"
+    if executor == "beam" and options.executor == "auto" and config.backend == "local":
+        # one in-process model answers one request at a time: Beam adds its start-up and interleaves the steps'
+        # prompts (which defeats llama.cpp's prompt-prefix reuse) and parallelises nothing
+        executor = "loop"
     out = RunOutput(plan=plan)
-    if seed_pool is not None:
-        add_seed_stage(out, seed_pool)
     out.extra = {
         "executor": executor, "beam_args": options.beam_args, "endpoint": config.describe(),
         "coverage": coverage(plan, item_axes(plan)),  # planned only; the executor adds what was kept
         "published_compared": _published_compared(options), "seed_pool": seed_report,
     }
+    if seed_pool is not None:
+        add_seed_stage(out, seed_pool)
     if options.parent_runs:
         out.extra["parent_runs"] = options.parent_runs
     taxonomies = {}
@@ -165,20 +195,37 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
                                    started, t)
     else:
         layout = _generate_here(recipe, home, run_id, chain, config, options, out, taxonomies, timings, started,
-                                t, resolved)
-    budget_hits = layout.read_manifest().model_extra.get("dead_letter_classes", {}).get("budget_exhausted", 0)
+                                t, resolved, batch_print)
+    if executor == "batch":
+        from valuecorpus.pipelines.batch_run import finish_batched
+
+        finish_batched(home, layout)
+    manifest = layout.read_manifest()
+    budget_hits = manifest.model_extra.get("dead_letter_classes", {}).get("budget_exhausted", 0)
     if budget_hits:
-        raise BudgetExhausted(f"cost or token cap reached: {budget_hits} requests not sent; run '{run_id}' was "
-                              f"staged with what was generated (see its dead letters)")
+        from valuecorpus.pipelines.engine.accounting import budget_exhausted_error
+
+        raise budget_exhausted_error(config, budget_hits, manifest.cost_usd, sum(manifest.tokens.values()), run_id)
     return layout
 
 
 def _generate_here(recipe: Recipe, home: DataHome, run_id: str, chain: Chain, config: EngineConfig,
                    options: GenerateOptions, out: RunOutput, taxonomies: dict[str, str], timings: dict[str, float],
-                   started: float, t: float, resolved: Any) -> RunLayout:
+                   started: float, t: float, resolved: Any, batch_print: str | None = None) -> RunLayout:
     plan = out.plan
     languages = {it["sample_id"]: it["language"] for it in plan if "language" in it}
-    records, dead, states, engine_stats = resolved or run_loop(chain, plan, config, options.progress)
+    if out.extra["executor"] == "batch":
+        from valuecorpus.pipelines.batch_run import run_batched
+        from valuecorpus.pipelines.engine.batch_runner import BatchPending
+
+        try:
+            records, dead, states, engine_stats = run_batched(chain, plan, config, home, run_id, options.resume,
+                                                                  batch_print)
+        except BatchPending as pending:
+            pending.run_id = run_id
+            raise
+    else:
+        records, dead, states, engine_stats = resolved or run_loop(chain, plan, config, options.progress)
     filtered = apply_filters(chain, records, published_texts(chain, options), languages)
     kept, dropped = filtered.kept, filtered.filtered
     generated = len(kept) + len(dropped)
@@ -231,6 +278,7 @@ def _generate_on_beam(recipe: Recipe, home: DataHome, run_id: str, chain: Chain,
         out.cost_usd += summary["cost_usd"]
         out.prompt_versions.update(summary["prompt_versions"])
         out.models.extend(m for m in summary["models"] if m not in out.models)
+        out.extra["spend"] = [*out.extra.get("spend", []), *spend_rows(summary.get("spend", {}))]
         out.extra.update(engine=summary["engine"], samples_failed=summary["failed"],
                          generated=sum(v for k, v in counts.items() if k.startswith("records/"))
                          + counts.get("filtered", 0),

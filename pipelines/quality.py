@@ -7,7 +7,10 @@
 - coverage per stratum: items per value of each plan axis, in the plan and among the kept records (counted
   from each record's own stratum field where the chain has one), with the max/min ratio (∞ when a value has
   no kept record);
+- dead-letter rate: dead letters / requests;
 - tokens, cost, dead letters by class, filtered samples by filter.
+
+`check_quality` compares the two rates with the recipe's `quality` thresholds (`valuecorpus run check`).
 """
 
 from __future__ import annotations
@@ -49,8 +52,10 @@ def quality_report(layout: RunLayout) -> dict[str, Any]:
         "schema_valid_rate": round(1 - schema_bad / requests, 4) if requests else None,
         "duplicate_rate": round((filtered_by.get("exact_duplicate", 0) + filtered_by.get("near_duplicate", 0))
                                 / generated, 4) if generated else None,
+        "dead_letter_rate": round(m.dead_letters / requests, 4) if requests else None,
         "tokens": m.tokens, "cost_usd": m.cost_usd, "dead_letters": dead_classes, "filtered": filtered_by,
-        "timings": m.timings, "coverage": {}, "seed_pool": extra.get("seed_pool") or {},
+        "timings": m.timings, "coverage": {}, "spend": extra.get("spend") or [],
+        "seed_pool": extra.get("seed_pool") or {},
     }
     staged = extra.get("coverage") or {}
     if staged and all(isinstance(c, dict) and "kept" in c for c in staged.values()):
@@ -82,6 +87,28 @@ def quality_report(layout: RunLayout) -> dict[str, Any]:
     return report
 
 
+def check_quality(layout: RunLayout, report: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run's two rates against its recipe's thresholds: {rates, thresholds, failures, passed}. A run without
+    engine requests (an import) has no rates and passes; a run staged before thresholds existed gets the
+    defaults."""
+    from valuecorpus.pipelines.recipes import QualityThresholds
+
+    report = report if report is not None else quality_report(layout)
+    recipe = layout.read_manifest().recipe or {}
+    limits = QualityThresholds.model_validate(recipe.get("quality") or {})
+    failures = []
+    valid, dead = report["schema_valid_rate"], report["dead_letter_rate"]
+    if valid is not None and valid < limits.min_schema_valid_rate:
+        failures.append(f"schema-valid rate {valid:.1%} is below the recipe's minimum "
+                        f"{limits.min_schema_valid_rate:.1%} (quality.min_schema_valid_rate)")
+    if dead is not None and dead > limits.max_dead_letter_rate:
+        failures.append(f"dead-letter rate {dead:.1%} is above the recipe's maximum "
+                        f"{limits.max_dead_letter_rate:.1%} (quality.max_dead_letter_rate)")
+    return {"run_id": report["run_id"], "schema_valid_rate": valid, "dead_letter_rate": dead,
+            "requests": report["requests"], "records": report["records"],
+            "thresholds": limits.model_dump(), "failures": failures, "passed": not failures}
+
+
 def render_report(report: dict[str, Any]) -> Any:
     from rich.console import Group
     from rich.table import Table
@@ -96,6 +123,7 @@ def render_report(report: dict[str, Any]) -> Any:
     head.add_row("records generated", str(report["generated"]))
     head.add_row("engine requests", str(report["requests"]))
     head.add_row("schema-valid rate", pct(report["schema_valid_rate"]))
+    head.add_row("dead-letter rate", pct(report["dead_letter_rate"]))
     head.add_row("duplicate rate", pct(report["duplicate_rate"]))
     head.add_row("tokens", ", ".join(f"{k} {v}" for k, v in report["tokens"].items()) or "0")
     head.add_row("cost", f"${report['cost_usd']:.4f}")
@@ -111,4 +139,9 @@ def render_report(report: dict[str, Any]) -> Any:
     cov = Table("stratum axis", "values", "planned max/min", "kept max/min", title="coverage")
     for axis, c in report["coverage"].items():
         cov.add_row(axis, str(c["values"]), str(c["planned_max_min"]), str(c["kept_max_min"]))
-    return Group(head, cov)
+    money = Table("step", "endpoint", "model", "requests", "cached", "prompt tokens", "completion tokens", "cost $",
+                  title="paid per step (answers cached by other runs at 0)")
+    for row in report.get("spend") or []:
+        money.add_row(row["step"], row["endpoint"], row["model"], str(row["requests"]), str(row["cached"]),
+                      str(row["prompt_tokens"]), str(row["completion_tokens"]), f"{row['cost_usd']:.6f}")
+    return Group(head, money, cov)

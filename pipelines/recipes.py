@@ -83,6 +83,8 @@ class ModelSection(_Strict):
         "and participant); the embedded local backend has one model and answers every step with it")
     timeout_s: float = Field(120.0, gt=0)
     max_attempts: int = Field(5, ge=1)
+    batch: bool = Field(False, description="send each step's requests as Batch API jobs (cheaper, slower); "
+                        "`valuecorpus run resume RUN` collects them and continues the chain")
 
     @field_validator("base_url")
     @classmethod
@@ -148,6 +150,14 @@ class SeedsSection(_Strict):
                           "seeds reach) or cap (plan that many, and say so); default: the chain's")
 
 
+class QualityThresholds(_Strict):
+    """What a run must reach to go on to curation (`valuecorpus run check`, the generation DAG's quality task).
+    Rates are over the run's engine requests, as in the quality summary."""
+
+    min_schema_valid_rate: float = Field(0.9, ge=0, le=1, description="structured outputs that parsed")
+    max_dead_letter_rate: float = Field(0.1, ge=0, le=1, description="requests that ended as dead letters")
+
+
 class Output(_Strict):
     dataset: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
 
@@ -164,13 +174,14 @@ class Recipe(_Strict):
     prompts: dict[str, str] = Field(default_factory=dict, description="step name -> template name or file")
     filters: Filters = Field(default_factory=Filters)
     seeds: SeedsSection = Field(default_factory=SeedsSection)
+    quality: QualityThresholds = Field(default_factory=QualityThresholds)
     output: Output
     params: dict[str, Any] = Field(default_factory=dict, description="chain-specific; validated by the chain")
     source_path: str | None = Field(None, exclude=True, description="where it was loaded from")
 
     def identity(self) -> str:
         """Hash of what decides the samples (not count: growing a run keeps the first items' ids)."""
-        content = self.model_dump(mode="json", exclude={"count", "source_path", "description", "model"})
+        content = self.model_dump(mode="json", exclude={"count", "source_path", "description", "model", "quality"})
         return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()[:16]
 
     @property

@@ -79,6 +79,7 @@ class SeedPool:
     requests: int = 0
     tokens: dict[str, int] = field(default_factory=dict)
     cost_usd: float = 0.0
+    spend: dict[str, dict[str, float]] = field(default_factory=dict)  # 'seeds|endpoint|model' -> paid
     models: list[str] = field(default_factory=list)
     prompt_versions: dict[str, str] = field(default_factory=dict)
     engine: dict[str, Any] = field(default_factory=dict)  # the seed stage engine's counters (EngineStats)
@@ -105,6 +106,17 @@ class SeedPool:
             entry["prompt_template"] = provenance.get("prompt_template")
         pool.append(entry)
         return True
+
+    def paid(self, result: Any) -> None:
+        """What a proposal cost this run, as the chain's steps count it (`runner.record_spend`: an answer
+        another run paid for is free here): tokens, cost, and the spend row of step `seeds`."""
+        from valuecorpus.pipelines.chains.base import SampleState
+        from valuecorpus.pipelines.chains.runner import record_spend
+
+        acc = SampleState(sample_id="seeds", plan_item={}, tokens=self.tokens, cost_usd=self.cost_usd,
+                          spend=self.spend)
+        record_spend(acc, "seeds", result)
+        self.tokens, self.cost_usd, self.spend = acc.tokens, acc.cost_usd, acc.spend
 
     def count(self, source: str | None = None) -> int:
         return sum(1 for r in self.rows if r.duplicate_of is None and (source is None or r.source == source))
@@ -172,9 +184,7 @@ def build_pool(chain: Chain, items: list[dict[str, Any]], config: EngineConfig |
                 if isinstance(out, DeadLetter):
                     pool.dead_letters.append(out.model_copy(update={"plan_item": out.plan_item or f"seeds:{key}"}))
                     continue
-                for k, v in (("prompt", out.usage.prompt_tokens), ("completion", out.usage.completion_tokens)):
-                    pool.tokens[k] = pool.tokens.get(k, 0) + v
-                pool.cost_usd += out.cost_usd
+                pool.paid(out)
                 if out.model and out.model not in pool.models:
                     pool.models.append(out.model)
                 try:

@@ -99,6 +99,14 @@ def column_counts(layout: RunLayout, table: str, column: str) -> Counter[str]:
     return found
 
 
+def add_spend(total: dict[str, dict[str, float]], part: dict[str, dict[str, float]]) -> None:
+    """Sum per (step, endpoint, model) spend rows into `total` (states, or Beam's partial summaries)."""
+    for key, row in part.items():
+        into = total.setdefault(key, dict.fromkeys(row, 0))
+        for field_name, value in row.items():
+            into[field_name] = into.get(field_name, 0) + value
+
+
 def kept_rows(layout: RunLayout, kinds: tuple[str, ...], fields: dict[str, str]) -> Iterator[Any]:
     """The staged records of a run, shard by shard, as light rows with only what `planner.kept_coverage`
     reads (`provenance.plan_item` and the chain's stratum fields): coverage counted from the records without

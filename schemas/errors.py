@@ -45,5 +45,11 @@ class BudgetExhausted(ValueCorpusError):
     exit_code = 4
 
 
+class QualityBelowThreshold(ValueCorpusError):
+    """A run's schema-valid or dead-letter rate crossed its recipe's `quality` thresholds."""
+
+    exit_code = 6
+
+
 class NotFoundError(ValueCorpusError):
     """A run, dataset or version that does not exist."""

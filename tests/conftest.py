@@ -1,14 +1,17 @@
-"""Fixtures every test area shares: the reference data, a fresh data home, and the CLI."""
+"""Fixtures every test area shares: the reference data, a fresh data home, the CLI, and the session's one real
+Label Studio server (curation and DAG tests)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from valuecorpus_testing.label_studio import LabelStudio, label_studio_server
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_SETTING = "VALUECORPUS_REFERENCE_DATA"
@@ -64,6 +67,13 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
 @pytest.fixture
 def cli(home: Path):
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudio]:
+    """One real Label Studio for the whole session (first start ~1 min), stopped by its PID at the end."""
+    with label_studio_server(tmp_path_factory.mktemp("ls-home")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ _API = {
     "publish": "publishing", "ValidationFailed": "publishing", "PUBLISH_STEPS": "publishing",
     "latest_version": "versions", "list_versions": "versions", "list_datasets": "versions",
     "version_info": "versions", "load_version": "versions", "load_records": "versions",
-    "verify_version": "versions", "version_numbers": "versions",
+    "verify_version": "versions", "version_numbers": "versions", "published_from": "versions",
     "query": "catalog", "connect": "catalog",
     "diff_versions": "diff", "release_changes": "diff",
     "validate": "validation.gate", "run_target": "validation.gate", "version_target": "validation.gate",

@@ -52,6 +52,7 @@ from valuecorpus.warehouse.versions import (
     as_home,
     data_path,
     latest_version,
+    published_from,
     version_info,
 )
 
@@ -163,16 +164,21 @@ def _content_sha(files: list[FileEntry]) -> str:
 
 
 def publish(home: DataHome | str | Path, run: RunLayout | str | Path, dataset: str, *,
-            on_step: StepHook = None) -> VersionManifest:
+            on_step: StepHook = None, once: bool = False) -> VersionManifest:
     """Publish a staged run (id, path or layout) as the next version of `dataset`; returns its manifest.
 
     The gate comes first: the run is validated against the dataset's expectation suite, and a failed suite
     publishes nothing and raises `ValidationFailed` (exit code 5) listing the failed expectations and up to five
-    offending ids each. The result is stored in the manifest under `validation`."""
+    offending ids each. The result is stored in the manifest under `validation`.
+    `once`: when a version was already published from this very run, return its manifest and publish nothing
+    (checked again under the dataset lock, so two retries racing still make one version)."""
     home = as_home(home)
     step = on_step or (lambda _name: None)
     layout = run if isinstance(run, RunLayout) else home.resolve_run(str(run))
     run_manifest = layout.read_manifest()
+    run_sha = sha256_file(layout.manifest_path)
+    if once and (done := published_from(home, dataset, layout.run_id, run_sha)) is not None:
+        return done.manifest
     kinds = layout.kinds()
     if not kinds:
         raise ValueCorpusError(f"run '{layout.run_id}' has no records to publish "
@@ -222,6 +228,9 @@ def publish(home: DataHome | str | Path, run: RunLayout | str | Path, dataset: s
 
         with _dataset_lock(dataset_dir):
             step("locked")
+            if once and (done := published_from(home, dataset, layout.run_id, run_sha)) is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+                return done.manifest
             number = _next_number(dataset_dir)
             previous = version_info(home, dataset, number - 1) if number > 1 and (
                 dataset_dir / f"v{number - 1}" / MANIFEST).is_file() else None

@@ -102,6 +102,19 @@ def list_versions(home: DataHome | str | Path, dataset: str) -> list[VersionInfo
     return [version_info(home, dataset, n) for n in _require_dataset(home, dataset)]
 
 
+def published_from(home: DataHome | str | Path, dataset: str, run_id: str, run_manifest_sha256: str
+                   ) -> VersionInfo | None:
+    """The version of `dataset` published from exactly this run (same id, same run manifest), if any: what makes
+    a repeated `publish --once` of one run a no-op."""
+    home = as_home(home)
+    for number in reversed(version_numbers(home, dataset)):
+        info = version_info(home, dataset, number)
+        runs = info.manifest.lineage.get("runs") or [{}]
+        if runs[0].get("run_id") == run_id and runs[0].get("manifest_sha256") == run_manifest_sha256:
+            return info
+    return None
+
+
 def _kind_of(info: VersionInfo, kind: str | None) -> str:
     kinds = info.manifest.kinds
     if kind is None:

@@ -32,8 +32,10 @@ class SampleState(BaseModel):
     cache_keys: list[str] = Field(default_factory=list)
     models: list[str] = Field(default_factory=list)
     endpoint_kinds: list[str] = Field(default_factory=list)
-    tokens: dict[str, int] = Field(default_factory=dict, description="prompt / completion tokens spent")
-    cost_usd: float = 0.0
+    tokens: dict[str, int] = Field(default_factory=dict, description="prompt / completion tokens this run paid")
+    cost_usd: float = Field(0.0, description="what this run paid for this sample")
+    spend: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="'step|endpoint|model' -> requests, cached, tokens and cost paid")
     failed: str | None = Field(None, description="why the sample stopped (it becomes a dead letter)")
     failed_class: str | None = Field(None, description="dead-letter error class: schema, check…")
     failed_raw: str | None = Field(None, description="the output that failed the check, truncated")

@@ -74,6 +74,26 @@ def prepare(step: Step, state: SampleState) -> tuple[SampleState, list[Generatio
     return state, reqs
 
 
+def record_spend(state: SampleState, step_name: str, res: GenerationResult) -> None:
+    """Tokens and cost per (step, endpoint, model). Only what this run paid counts: an answer cached by another
+    run costs 0 here (its own run paid), one its own killed attempt paid counts once (`GenerationResult.billed`)."""
+    key = f"{step_name}|{res.endpoint}|{res.model}"
+    row = state.spend.get(key)
+    if row is None:
+        row = state.spend[key] = {"requests": 0, "cached": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                                  "cost_usd": 0.0}
+    row["requests"] += 1
+    if not res.billed:
+        row["cached"] += 1
+        return
+    row["prompt_tokens"] += res.usage.prompt_tokens
+    row["completion_tokens"] += res.usage.completion_tokens
+    row["cost_usd"] += res.cost_usd
+    state.tokens["prompt"] = state.tokens.get("prompt", 0) + res.usage.prompt_tokens
+    state.tokens["completion"] = state.tokens.get("completion", 0) + res.usage.completion_tokens
+    state.cost_usd += res.cost_usd
+
+
 def check_dead_letter(state: SampleState, step_name: str) -> DeadLetter:
     return DeadLetter(
         request_id=f"{state.sample_id}:{step_name}", stage="check", attempts=0,
@@ -96,9 +116,7 @@ def apply(step: Step, state: SampleState, requests: list[GenerationRequest],
         else:
             results.append(out)
     for res in results:  # what was spent counts even if a sibling request failed
-        state.tokens["prompt"] = state.tokens.get("prompt", 0) + res.usage.prompt_tokens
-        state.tokens["completion"] = state.tokens.get("completion", 0) + res.usage.completion_tokens
-        state.cost_usd += res.cost_usd
+        record_spend(state, step.base_name, res)
         if res.cache_key and res.cache_key not in state.cache_keys:
             state.cache_keys.append(res.cache_key)
         if res.model and res.model not in state.models:

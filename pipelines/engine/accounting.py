@@ -143,25 +143,19 @@ class Budget:
                 f"{self.stats.tokens} tokens so far)")
 
     def summary(self) -> str:
-        caps = []
-        if self.max_cost is not None:
-            caps.append(f"cost cap ${self.max_cost:.4f}")
-        if self.max_tokens is not None:
-            caps.append(f"token cap {self.max_tokens}")
         spent_cost, spent_tokens = self.stats.cost_usd, self.stats.tokens
         if self.ledger is not None:
             self.release()
             spent_cost, spent_tokens = self.ledger.spent()
-        return (f"budget exhausted ({', '.join(caps)}): spent ${spent_cost:.4f} and "
-                f"{spent_tokens} tokens; {self.stats.dead_letters.get('budget_exhausted', 0)} requests "
-                "not sent (dead-lettered as budget_exhausted)")
+        return str(budget_exhausted_error(self.config, self.stats.dead_letters.get("budget_exhausted", 0),
+                                          spent_cost, spent_tokens))
 
 
 def budget_exhausted_error(config: EngineConfig, not_sent: int, spent_cost: float | None = None,
-                           spent_tokens: int | None = None) -> BudgetExhausted:
-    """The error a command raises after a run (e.g. a Beam pipeline) whose dead letters include
-    `budget_exhausted`: what was spent comes from the shared ledger when the run had a budget scope."""
-    if config.budget_scope and config.cache_dir:
+                           spent_tokens: int | None = None, run_id: str | None = None) -> BudgetExhausted:
+    """The one place the budget message is built: the caps, what was spent, what was not sent. Without the
+    amounts, what was spent comes from the shared ledger of the budget scope (all processes of a run)."""
+    if spent_cost is None and config.budget_scope and config.cache_dir:
         from valuecorpus.pipelines.engine.ledger import open_ledger
 
         ledger = open_ledger(config.cache_dir, config.budget_scope, config.max_cost_usd, config.max_tokens_total)
@@ -171,6 +165,7 @@ def budget_exhausted_error(config: EngineConfig, not_sent: int, spent_cost: floa
             ledger.close()
     caps = [f"cost cap ${config.max_cost_usd:.4f}"] if config.max_cost_usd is not None else []
     caps += [f"token cap {config.max_tokens_total}"] if config.max_tokens_total is not None else []
+    staged = f"; run '{run_id}' was staged with what was generated (see its dead letters)" if run_id else ""
     return BudgetExhausted(f"budget exhausted ({', '.join(caps)}): spent ${spent_cost or 0.0:.4f} and "
                            f"{spent_tokens or 0} tokens; {not_sent} requests not sent (dead-lettered as "
-                           "budget_exhausted)")
+                           f"budget_exhausted){staged}")

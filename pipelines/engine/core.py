@@ -88,6 +88,7 @@ class Engine:
         self._thread: LoopThread | None = None
         self._verified = config.backend == "local" or config.endpoint_verified
         self._identity = config.endpoint_identity  # computed once (the local model's digest reads the file)
+        self._label = config.endpoint_label
         self._limiter: AdaptiveLimiter | None = None
         self._rpm = TokenBucket(config.rpm) if config.rpm else None
         self._tpm = TokenBucket(config.tpm) if config.tpm else None
@@ -154,6 +155,10 @@ class Engine:
 
                 self._thread = LoopThread()
         return self._thread.submit(self.agenerate(list(requests)))
+
+    def cache_keys(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> list[str]:
+        """The cache key of each request (what a Batch API item is named by)."""
+        return [self._prepare(i, r).key for i, r in enumerate(requests)]
 
     def batch_bodies(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Chat-completions bodies (by cache key) of the requests the cache cannot answer: Batch API input."""
@@ -325,8 +330,10 @@ class Engine:
                     continue
                 self.stats.cached += 1
                 comp = cached_completion(hit)
+                scope = self.config.spend_scope
                 outcome = self.outcomes.result(it, comp, hit.get("a", 1), True, 0.0, hit.get("d", 0.0),
-                                       hit.get("e") or self.dialect or self.config.endpoint_kind)
+                                               hit.get("e") or self.dialect or self.config.endpoint_kind,
+                                               scope is not None and hit.get("r") == scope, self._label)
                 outcomes[it.index] = outcome
                 if self.progress is not None:
                     self.progress.advance(outcome)
@@ -341,6 +348,9 @@ class Engine:
             self._verified = self.fatal is None
         else:
             misses = itertools.chain((first,), misses)
+        order_key = getattr(self._backend, "order_key", None)
+        if order_key is not None:  # one request at a time (the local model): neighbours share prompt prefixes
+            misses = iter(sorted(misses, key=lambda it: order_key(it.messages)))
 
         async def worker() -> None:
             for it in misses:  # one shared iterator: each item is taken by exactly one worker
@@ -368,7 +378,8 @@ class Engine:
             comp, attempts, cached = await self._fetch(it.key, body, it.prompt_estimate, it.params["max_tokens"])
         except AttemptError as err:
             return self.outcomes.dead_from(it, err, err.attempts)
-        outcome = self.outcomes.result(it, comp, attempts, cached, comp.latency_s, None, dialect)
+        outcome = self.outcomes.result(it, comp, attempts, cached, comp.latency_s, None, dialect,
+                                       endpoint=self._label)
         if (
             isinstance(outcome, DeadLetter)
             and dialect == "prompt"
@@ -389,7 +400,8 @@ class Engine:
                                                                   it.params["max_tokens"])
             except AttemptError as err:
                 return self.outcomes.dead_from(it, err, attempts + err.attempts)
-            outcome = self.outcomes.result(it, comp2, attempts + attempts2, cached and cached2, 0.0, None, dialect)
+            outcome = self.outcomes.result(it, comp2, attempts + attempts2, cached and cached2, 0.0, None, dialect,
+                                           endpoint=self._label)
         return outcome
 
     async def _fetch(self, key: str, body: dict[str, Any], prompt_estimate: int,
@@ -456,6 +468,7 @@ class Engine:
                         self.cache.put(key, cfg.model, self._identity, {
                             "c": comp.content, "p": comp.prompt_tokens, "k": comp.completion_tokens,
                             "m": comp.model, "f": comp.finish_reason, "d": cost, "a": attempt, "e": self.dialect,
+                            "r": cfg.spend_scope,
                             **({"t": comp.tool_calls} if comp.tool_calls else {}),
                         })
                     comp.latency_s = latency

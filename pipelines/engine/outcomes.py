@@ -77,7 +77,7 @@ class Outcomes:
         self.raw_output_chars = raw_output_chars
 
     def result(self, it: Item, comp: Completion, attempts: int, cached: bool, latency: float,
-               cost: float | None, dialect: str) -> Outcome:
+               cost: float | None, dialect: str, billed: bool | None = None, endpoint: str = "") -> Outcome:
         """The answer parsed and checked against the request's schema, or the dead letter saying why not."""
         parsed = None
         if it.compiled is not None:
@@ -96,6 +96,7 @@ class Outcomes:
             "usage": construct(Usage, {"prompt_tokens": comp.prompt_tokens,
                                        "completion_tokens": comp.completion_tokens}),
             "cost_usd": cost, "model": comp.model, "endpoint_kind": dialect, "cache_key": it.key, "cached": cached,
+            "billed": not cached if billed is None else billed, "endpoint": endpoint,
             "attempts": attempts, "latency_s": latency, "metadata": it.request.metadata,
         })
 

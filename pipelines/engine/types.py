@@ -72,6 +72,9 @@ class GenerationResult(BaseModel):
     endpoint_kind: str = Field("", description="local | openai | vllm | llamacpp | prompt ...")
     cache_key: str = ""
     cached: bool = False
+    billed: bool = Field(True, description="paid by this run: a fresh answer, or a cached one its own earlier "
+                         "(killed) attempt paid for; False = answered from another run's cache entry, at 0")
+    endpoint: str = Field("", description="`local` or the endpoint URL without credentials")
     attempts: int = 1
     latency_s: float = 0.0
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -1,68 +1,20 @@
-"""One real Label Studio for the whole session: started with `valuecorpus annotation server start` from
-`.venv-labelstudio` on a free loopback port with a fresh data home, stopped with `annotation server stop`."""
+"""Curation fixtures: annotator accounts and annotation helpers on the session's one real Label Studio (the
+`label_studio` fixture of tests/conftest.py, shared with the DAG tests)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from valuecorpus.annotation.server import ServerFiles, free_port, server_alive
+from valuecorpus_testing.label_studio import LS_EXECUTABLE, LabelStudio
 
 REPO = Path(__file__).resolve().parents[2]
-LS_EXECUTABLE = REPO / ".venv-labelstudio" / "bin" / "label-studio"
-
-
-@dataclass
-class LabelStudio:
-    home: Path  # the data home the managed server belongs to
-    files: ServerFiles
-    url: str
-    token: str
-    pid: int
-    start_seconds: float
-    start_output: str
-    client: Any
-
-    @property
-    def env(self) -> dict[str, str]:
-        """Environment for a CLI run that uses this server as an existing one (LABEL_STUDIO_URL + key)."""
-        return {"LABEL_STUDIO_URL": self.url, "LABEL_STUDIO_API_KEY": self.token}
-
-
-@pytest.fixture(scope="session")
-def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    assert LS_EXECUTABLE.exists(), (
-        f"Label Studio is not installed at {LS_EXECUTABLE}: run `make setup-test` "
-        "(or python3 -m venv .venv-labelstudio && .venv-labelstudio/bin/pip install -r requirements/labelstudio.txt)"
-    )
-    home = tmp_path_factory.mktemp("ls-home")
-    env = {"VALUECORPUS_HOME": str(home), "LABEL_STUDIO_URL": "", "LABEL_STUDIO_API_KEY": ""}
-    port = free_port()
-    t0 = time.monotonic()
-    res = run_cli("annotation", "server", "start", "--port", str(port), "--label-studio", str(LS_EXECUTABLE),
-                  "--timeout", "900", env=env, timeout=960)
-    seconds = time.monotonic() - t0
-    assert res.code == 0, res.stderr
-    files = ServerFiles(home / "annotation")
-    state, creds = files.read_state(), files.read_credentials()
-    assert state is not None and creds is not None
-    from label_studio_sdk import LabelStudio as Client
-
-    server = LabelStudio(home, files, state["url"], creds.token, int(state["pid"]), seconds,
-                         res.stdout + res.stderr, Client(base_url=state["url"], api_key=creds.token))
-    try:
-        yield server
-    finally:
-        stopped = run_cli("annotation", "server", "stop", env=env, timeout=120)
-        assert stopped.code == 0, stopped.stderr
-        assert not server_alive(server.pid), "Label Studio still running after stop"
+__all__ = ["LS_EXECUTABLE", "LabelStudio"]
 
 
 @pytest.fixture(scope="session")

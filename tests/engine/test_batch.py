@@ -13,7 +13,7 @@ from valuecorpus.schemas.layout import DataHome
 
 
 def test_batches_submit_resume_resubmit_and_feed_the_cache(fake_server, tmp_path: Path) -> None:
-    server = fake_server("--batch-delay", "0.3", "--batch-fail-rate", "0.2")
+    server = fake_server("--batch-delay", "4", "--batch-fail-rate", "0.2")  # ends after the first poll
     layout = DataHome(tmp_path / "home").run("batch-run")
     config = http_config(server, tmp_path, max_attempts=2)
     requests = make_requests(30)
@@ -29,7 +29,7 @@ def test_batches_submit_resume_resubmit_and_feed_the_cache(fake_server, tmp_path
     first_round = [j for j in state.jobs if j.round == 1]
     failed = sum(j.failed for j in first_round)
     assert 0 < failed < 30
-    resubmitted = [j for j in state.jobs if j.round == 2]
+    resubmitted = [j for j in state.jobs if j.round > 1]  # a later round per poll that saw batches end
     assert sum(j.requests for j in resubmitted) == failed  # only the failed items went again
     assert all(j.collected for j in state.jobs)
     assert len(state.failures) == failed  # this server fails the same items every time: given up after 2

@@ -40,6 +40,31 @@ def test_local_model_is_constrained_by_the_schema(tmp_path: Path) -> None:
     assert [o.content for o in again] == [constrained.content, free.content]
 
 
+def test_local_requests_go_in_prefix_order_and_come_back_in_input_order(monkeypatch) -> None:
+    """Prompts of two templates, interleaved as a chain step can hand them over: the model gets them grouped
+    by shared prefix (llama.cpp then reuses the prefix's KV cache), the caller gets its own order back, and
+    each distinct schema's grammar is built once."""
+    from valuecorpus.pipelines.engine.backends import local
+
+    seen: list[str] = []
+    original = local.LocalBackend._complete_sync
+
+    def recording(self, body):  # the real model answers; only the order it is asked in is noted
+        seen.append(body["messages"][-1]["content"])
+        return original(self, body)
+
+    monkeypatch.setattr(local.LocalBackend, "_complete_sync", recording)
+    local._grammars.clear()
+    prompts = [f"{'Name a value of' if i % 2 else 'Which value is in'}: rule {i}." for i in range(6)]
+    requests = [GenerationRequest(request_id=f"r{i}", json_schema=SCHEMA, params={"max_tokens": 24},
+                                  messages=[{"role": "user", "content": p}]) for i, p in enumerate(prompts)]
+    with Engine(EngineConfig(backend="local", model="smollm2")) as engine:
+        outcomes = engine.generate(requests)
+    assert [o.request_id for o in outcomes] == [r.request_id for r in requests]
+    assert seen == sorted(prompts)  # one template's prompts, then the other's
+    assert len(local._grammars) == 1
+
+
 # Every answer to this schema is as long as it may be in characters (minLength = maxLength, minItems =
 # maxItems): only how many bytes and tokens the characters take is left to the model.
 AT_WORST = {

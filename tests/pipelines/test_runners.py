@@ -105,7 +105,7 @@ def test_cost_cap_stops_requests_stages_what_was_made_and_exits_with_budget_code
               "--model", "fake-model", "--no-progress", "--executor", "loop", "--max-cost", "0.05",
               env={"VALUECORPUS_SETTINGS": str(settings)})
     assert res.code == BudgetExhausted.exit_code, res.stderr
-    assert "cost or token cap reached" in res.stderr and "run 'capped' was staged" in res.stderr
+    assert "budget exhausted (cost cap $0.0500): spent $" in res.stderr and "run 'capped' was staged" in res.stderr
     layout = DataHome(home).run("capped")
     manifest = layout.read_manifest()
     assert manifest.model_extra["dead_letter_classes"].get("budget_exhausted", 0) > 0

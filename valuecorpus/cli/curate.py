@@ -239,14 +239,29 @@ def adjudicate_command(run: str = typer.Argument(..., help="Run id or run direct
 def finalize_command(
     run: str = typer.Argument(..., help="Run id or run directory."),
     run_id: str | None = typer.Option(None, "--run-id", help="Id of the curated run (default: <run>-curated-<time>)."),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing",
+        help="With --run-id: when that curated run of RUN is already staged, print it and stage nothing "
+             "(reruns by a scheduler)."),
 ) -> None:
     """Stage the curated run: accepted and edited records with annotation provenance, ready for publish."""
     from valuecorpus.annotation.curated import finalize
     from valuecorpus.annotation.pull import read_decisions
     from valuecorpus.annotation.resolve import read_resolutions
     from valuecorpus.cli.common import settings
+    from valuecorpus.schemas.errors import ValueCorpusError
 
     layout = _run(run)
+    if skip_existing and run_id is None:
+        raise ValueCorpusError("--skip-existing needs --run-id (the curated run to look for)")
+    if skip_existing and run_id and (existing := settings().data_home.run(run_id)).exists():
+        m = existing.read_manifest()
+        if m.origin != "curate" or layout.run_id not in m.parent_runs:
+            raise ValueCorpusError(f"run '{run_id}' already exists and is not a curated run of '{layout.run_id}': "
+                                   "choose another --run-id")
+        typer.echo(f"curated run {run_id} already staged: nothing finalized", err=True)
+        typer.echo(run_id)
+        return
     target, stats = finalize(settings().data_home, layout, read_resolutions(layout), read_decisions(layout), run_id)
     typer.echo(f"staged curated run {target.run_id}: {stats['accepted']} accepted, {stats['edited']} edited, "
                f"{stats['rejected']} rejected, {stats['unresolved']} unresolved, {stats['relabelled']} relabelled")

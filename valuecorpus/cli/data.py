@@ -18,6 +18,10 @@ def import_command(
     kind: str = typer.Argument(..., help=f"Which corpus: {KINDS_HELP}."),
     path: Path = typer.Argument(..., help="A file of that corpus, or a directory of its files."),
     run_id: str | None = typer.Option(None, "--run-id", help="Run id (default: import-KIND-<UTC time>)."),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing",
+        help="With --run-id: when that run is already staged by an import, print it and import nothing "
+             "(reruns by a scheduler)."),
 ) -> None:
     """Import a reference corpus file or directory and stage it as a run under <home>/runs/."""
     from rich.console import Console
@@ -30,8 +34,20 @@ def import_command(
 
     name = importer_name(kind)
     home = settings().data_home
+    if skip_existing and run_id is None:
+        from valuecorpus.schemas.errors import ValueCorpusError
+
+        raise ValueCorpusError("--skip-existing needs --run-id (the run to look for)")
     if run_id is not None:
-        home.run(run_id)  # an invalid id fails before any file is read
+        existing = home.run(run_id)  # an invalid id fails before any file is read
+        if skip_existing and existing.exists():
+            from valuecorpus.schemas.errors import ValueCorpusError
+
+            if existing.read_manifest().origin != "import":
+                raise ValueCorpusError(f"run '{run_id}' already exists and is not an import: choose another --run-id")
+            typer.echo(f"run {run_id} already staged: nothing imported", err=True)
+            typer.echo(run_id)
+            return
     result = import_path(name, path)
     layout = stage_import(result, home, name, run_id=run_id, toolkit_version=__version__)
 

@@ -43,18 +43,31 @@ def register(app: typer.Typer) -> None:
         wait: bool = typer.Option(False, "--wait", help="Poll until every batch has ended."),
         interval: float = typer.Option(30.0, "--interval", help="Seconds between polls with --wait.", min=0.1),
     ) -> None:
-        """Poll a run's Batch API jobs, collect finished answers into the cache, resubmit failed items."""
+        """Poll a run's Batch API jobs, collect what ended into the cache, resubmit failed or expired items and
+        go on with the chain's next step; once every step is answered, the run is filtered and staged."""
         import time
 
+        from valuecorpus.cli.generate import run_generation
+        from valuecorpus.pipelines.batch_run import pending_run, read_resume
         from valuecorpus.pipelines.engine.batch import load_state, resume_batches
         from valuecorpus.schemas.errors import NotFoundError
 
         s = settings()
-        layout = s.data_home.run(run_id)
+        home = s.data_home
+        args = read_resume(home, run_id) if pending_run(home, run_id).batches.exists() else None
+        if args is not None:  # a `generate --batch` run: every pass collects, resubmits and submits the next step
+            while run_generation(args, run_id=run_id, batch=True, progress=False) is None and wait:
+                time.sleep(interval)
+            return
+        layout = home.run(run_id)
         if not layout.batches.exists():
             raise NotFoundError(f"run '{run_id}' has no Batch API jobs ({layout.batches} does not exist)")
+        if layout.exists() and layout.read_manifest().model_extra.get("executor") == "batch":
+            print(f"run {run_id} is staged: every Batch API job of it was collected")
+            return
         state = load_state(layout.batches)
-        config = engine_config(s, **{k: v for k, v in state.config.items() if k in ("base_url", "model", "dialect")})
+        config = engine_config(s, backend="openai",
+                               **{k: v for k, v in state.config.items() if k in ("base_url", "model", "dialect")})
         while True:
             report = resume_batches(config, layout.batches)
             print(report.summary())

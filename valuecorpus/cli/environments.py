@@ -20,11 +20,8 @@ def register(app: typer.Typer) -> None:
 
 def _records(home: Any, kind: str, run: str | None, dataset: str | None, version: str | None) -> list[Any]:
     if run:
-        from valuecorpus.schemas.arrow import read_records
-
-        layout = home.resolve_run(run)
-        path = layout.records(kind)
-        return read_records(path) if path.exists() else []
+        layout = home.resolve_run(run)  # a kind's records: one file, or a pipeline's shards
+        return layout.read_records(f"records/{kind}") if layout.has_table(f"records/{kind}") else []
     from valuecorpus.warehouse import load_records, version_info
 
     info = version_info(home, dataset, version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +107,89 @@ def _print_summary(layout: Any) -> None:
     print(f"  {layout.path}")
 
 
+def _run_entry(layout: Any) -> dict[str, Any]:
+    """What a scheduler needs to know of a run, without reading its records."""
+    from valuecorpus.annotation.projects import load as load_projects
+
+    m = layout.read_manifest()
+    recipe = m.recipe or {}
+    projects = load_projects(layout)
+    return {"run_id": m.run_id, "created_at": m.created_at, "origin": m.origin, "parent_runs": m.parent_runs,
+            "recipe": recipe.get("name"), "dataset": (recipe.get("output") or {}).get("dataset"),
+            "counts": m.counts, "filtered": m.filtered, "dead_letters": m.dead_letters, "cost_usd": m.cost_usd,
+            "curation_batches": sorted({p.batch for p in projects.values()})}
+
+
+def run_generation(args: dict[str, Any], *, refresh: bool = False, run_id: str | None = None,
+                   executor: str = "auto", batch: bool = False, beam_args: list[str] | None = None,
+                   progress: bool = True, skip_existing: bool = False) -> Any:
+    """`generate` and the continuation of a Batch API run (`run resume`): `args` are the command's
+    recipe-shaping arguments (saved with a batch run, so its resume builds the same chain; no secrets).
+    Returns the staged run, or None while a batch run waits for its jobs."""
+    from pathlib import Path
+
+    from valuecorpus.cli.engine import engine_config
+    from valuecorpus.pipelines.engine.batch_runner import BatchPending
+    from valuecorpus.pipelines.generation import GenerateOptions, generate
+    from valuecorpus.pipelines.recipes import load_recipe
+    from valuecorpus.schemas.errors import SettingsError, ValueCorpusError
+    from valuecorpus.warehouse.publishing import toolkit_version
+
+    if executor not in ("auto", "beam", "loop"):
+        raise ValueCorpusError(f"--executor must be 'auto', 'beam' or 'loop', not '{executor}'")
+    if skip_existing and not run_id:
+        raise ValueCorpusError("--skip-existing needs --run-id (the run to look for)")
+    overrides: dict[str, Any] = {}
+    if args.get("n") is not None:
+        overrides["count"] = args["n"]
+    if args.get("seed") is not None:
+        overrides["seed"] = args["seed"]
+    recipe = load_recipe(args["recipe"], overrides)
+    if Path(args["recipe"]).is_file():  # a resume finds the file wherever it is started from
+        args = {**args, "recipe": str(Path(args["recipe"]).resolve())}
+    s = settings()
+    home = s.data_home
+    if skip_existing and run_id and home.run(run_id).exists():
+        layout = home.run(run_id)
+        staged = layout.read_manifest().recipe or {}
+        if staged.get("name") != recipe.name or staged.get("count") != recipe.count:
+            raise ValueCorpusError(
+                f"run '{run_id}' already exists from recipe '{staged.get('name')}' (count "
+                f"{staged.get('count')}), not '{recipe.name}' (count {recipe.count}): choose another --run-id")
+        print(f"run {run_id} already staged: nothing generated", file=sys.stderr)
+        _print_summary(layout)
+        return layout
+    config = engine_config(s, **engine_overrides(recipe, s, args.get("model"), args.get("base_url"),
+                                                 args.get("max_cost"), refresh))
+    batch = batch or recipe.model.batch
+    if batch:
+        if config.backend != "openai":
+            raise SettingsError("--batch (recipe key model.batch) needs an OpenAI-compatible endpoint with the "
+                                "Batch API: set 'openai_base_url' or --base-url")
+        if refresh:
+            raise ValueCorpusError("--batch with --refresh would submit cached requests again: drop --refresh")
+        executor = "batch"
+    inputs, parents, input_source = _inputs(recipe, home, args.get("from_run"), args.get("from_dataset"))
+    published_files, published_ref = _published_files(recipe, home)
+    options = GenerateOptions(
+        executor=executor, beam_args=beam_args or [], run_id=run_id, inputs=inputs, published_files=published_files,
+        published_ref=published_ref, parent_runs=parents, input_source=input_source, toolkit_version=toolkit_version(),
+        progress=progress and not batch, resume=args, debug=debugging(),
+    )
+    print(f"generating {recipe.count} × {recipe.kind} with {config.describe()} ({executor})", file=sys.stderr)
+    try:
+        layout = generate(recipe, home, config, options)
+    except BatchPending as pending:
+        if pending.collected:
+            print(pending.collected)
+        print(f"run {pending.run_id}: step '{pending.step}': {pending.submitted} requests submitted as Batch API "
+              f"jobs, {pending.waiting} waiting in earlier ones ({pending.jobs} batches open); collect them and "
+              f"go on with `valuecorpus run resume {pending.run_id}`")
+        return None
+    _print_summary(layout)
+    return layout
+
+
 def register(app: typer.Typer) -> None:
     @app.command("generate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def generate_cmd(
@@ -129,44 +213,31 @@ def register(app: typer.Typer) -> None:
         from_dataset: str | None = typer.Option(None, "--from-dataset",
                                                 help="Input records of this dataset's latest version."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress display."),
+        skip_existing: bool = typer.Option(
+            False, "--skip-existing",
+            help="With --run-id: when that run is already staged from the same recipe, print it and generate "
+                 "nothing (reruns by a scheduler)."),
+        batch: bool = typer.Option(
+            False, "--batch", help="Send each step's requests as Batch API jobs (half the price, answers within "
+            "24 h); `valuecorpus run resume RUN` collects them and goes on with the next step. Recipe key: "
+            "model.batch."),
     ) -> None:
         """Run a recipe: plan, generate, filter, stage a run. Beam options go after `--`."""
-        from valuecorpus.cli.engine import engine_config
-        from valuecorpus.pipelines.generation import GenerateOptions, generate
-        from valuecorpus.pipelines.recipes import load_recipe
-        from valuecorpus.schemas.errors import ValueCorpusError
-
-        if executor not in ("auto", "beam", "loop"):
-            raise ValueCorpusError(f"--executor must be 'auto', 'beam' or 'loop', not '{executor}'")
-        overrides: dict[str, Any] = {}
-        if n is not None:
-            overrides["count"] = n
-        if seed is not None:
-            overrides["seed"] = seed
-        recipe = load_recipe(recipe_ref, overrides)
-        s = settings()
-        home = s.data_home
-        config = engine_config(s, **engine_overrides(recipe, s, model, base_url, max_cost, refresh))
-        inputs, parents, input_source = _inputs(recipe, home, from_run, from_dataset)
-        published_files, published_ref = _published_files(recipe, home)
-        from valuecorpus.warehouse.publishing import toolkit_version
-
-        options = GenerateOptions(
-            executor=executor, beam_args=list(ctx.args), run_id=run_id, inputs=inputs, published_files=published_files,
-            published_ref=published_ref, parent_runs=parents, input_source=input_source,
-            toolkit_version=toolkit_version(), progress=progress, debug=debugging(),
-        )
-        print(f"generating {recipe.count} × {recipe.kind} with {config.describe()} ({executor})", file=sys.stderr)
-        layout = generate(recipe, home, config, options)
-        _print_summary(layout)
+        run_generation({"recipe": recipe_ref, "n": n, "seed": seed, "model": model, "base_url": base_url,
+                        "max_cost": max_cost, "from_run": from_run, "from_dataset": from_dataset},
+                       refresh=refresh, run_id=run_id, executor=executor, batch=batch, beam_args=list(ctx.args),
+                       progress=progress, skip_existing=skip_existing)
 
     @app.command("runs")
-    def runs_cmd() -> None:
+    def runs_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON (one object per run).")) -> None:
         """List the staged runs."""
         from rich.console import Console
         from rich.table import Table
 
         home = settings().data_home
+        if as_json:
+            print(json.dumps([_run_entry(layout) for layout in home.list_runs() if layout.exists()], indent=1))
+            return
         table = Table("run", "created", "origin", "records", "filtered", "dead letters", "cost $")
         for layout in home.list_runs():
             if not layout.exists():
@@ -176,6 +247,30 @@ def register(app: typer.Typer) -> None:
             table.add_row(m.run_id, m.created_at, m.origin, records, str(m.filtered), str(m.dead_letters),
                           f"{m.cost_usd:.4f}")
         Console().print(table)
+
+    @run_app.command("check")
+    def check_cmd(
+        run: str = typer.Argument(..., help="Run id or path."),
+        as_json: bool = typer.Option(False, "--json", help="Print the rates, thresholds and verdict as JSON."),
+    ) -> None:
+        """Check a run's schema-valid and dead-letter rates against its recipe's `quality` thresholds; exit code
+        6 when one is crossed."""
+        from valuecorpus.pipelines.quality import check_quality
+        from valuecorpus.schemas.errors import QualityBelowThreshold
+
+        result = check_quality(settings().data_home.resolve_run(run))
+        if as_json:
+            print(json.dumps(result, sort_keys=True))
+        else:
+            def pct(x: float | None) -> str:
+                return "n/a" if x is None else f"{100 * x:.1f}%"
+
+            limits = result["thresholds"]
+            print(f"run {result['run_id']}: schema-valid rate {pct(result['schema_valid_rate'])} (min "
+                  f"{pct(limits['min_schema_valid_rate'])}), dead-letter rate {pct(result['dead_letter_rate'])} "
+                  f"(max {pct(limits['max_dead_letter_rate'])}) over {result['requests']} requests")
+        if result["failures"]:
+            raise QualityBelowThreshold(f"run {result['run_id']}: " + "; ".join(result["failures"]))
 
     @run_app.command("show")
     def show_cmd(run: str = typer.Argument(..., help="Run id or path.")) -> None:

@@ -71,15 +71,31 @@ def _step_hook() -> Any:
 def publish_cmd(
     run: str = typer.Argument(..., help="Run id (under <home>/runs) or path to a run directory."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (a-z, 0-9, '_')."),
+    once: bool = typer.Option(
+        False, "--once",
+        help="Publish this run at most once: when a version was already published from it, print that version "
+             "and publish nothing (reruns by a scheduler)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {dataset, version, row_counts, already_published}."),
 ) -> None:
     """Validate a staged run against the dataset's suite, then publish it as the next immutable version.
 
     Nothing is published when an expectation fails (exit code 5); no option skips the suite."""
+    from valuecorpus.schemas.layout import sha256_file
     from valuecorpus.warehouse.publishing import publish
+    from valuecorpus.warehouse.versions import published_from
 
     home = settings().data_home
-    manifest = publish(home, run, dataset, on_step=_step_hook())
+    layout = home.resolve_run(run)
+    before = published_from(home, dataset, layout.run_id, sha256_file(layout.manifest_path)) if once else None
+    manifest = before.manifest if before else publish(home, layout, dataset, on_step=_step_hook(), once=once)
     counts = ", ".join(f"{k}={n}" for k, n in manifest.row_counts.items())
+    if as_json:
+        print(json.dumps({"dataset": dataset, "version": manifest.version, "row_counts": manifest.row_counts,
+                          "already_published": before is not None, "run_id": layout.run_id}))
+        return
+    if before:
+        print(f"already published: {dataset} v{manifest.version} is run {layout.run_id} ({counts})")
+        return
     print(f"published {dataset} v{manifest.version}: {counts}")
     if manifest.validation:
         v = manifest.validation

@@ -92,7 +92,7 @@ def _run_checks(home: DataHome, target: Target, settings: SuiteSettings) -> list
     generating = next(((lay, man) for lay, man in chain if lay.plan.is_file()), chain[-1])
     lay, man = generating
     plan_sql = (f"SELECT sample_id, stratum FROM read_parquet({sql_str(str(lay.plan))})"
-                if lay.plan.is_file() else None)
+                if lay.plan.is_file() else None)  # through the connection's registered filesystem on a store
     records_sql = " UNION ALL ".join(
         f"SELECT provenance.plan_item AS plan_item FROM {records_view(k)}" for k in target.files)
     records = sum(man.counts.values())
@@ -113,7 +113,8 @@ def _schema_table(target: Target) -> tuple[Table, list[dict[str, Any]]]:
     for kind, files in target.files.items():
         expected = arrow_schema(RECORD_TYPES[kind])
         for path in files:
-            actual = pq.read_schema(path)
+            with path.open("rb") as fh:  # a local file or an object on the store
+                actual = pq.read_schema(fh)
             for f in expected:
                 got = actual.field(f.name) if f.name in actual.names else None
                 rows.append({"where": f"{kind}.{f.name} ({path.name})", "expected": _type_of(f),
@@ -141,10 +142,15 @@ def validate(home: DataHome, target: Target, dataset: str | None = None, create_
     kinds = sorted(target.files)
     settings, _used = settings_for(suite_path(home, dataset), dataset or DEFAULT_SUITE, kinds, create_suite)
     started = time.perf_counter()
-    if target.docs_dir is not None:
-        shutil.rmtree(target.docs_dir, ignore_errors=True)
-    runner = Runner(settings.suite, target.docs_dir)
+    # Data Docs are built on a local disk (GE's filesystem site), then copied next to a run on an object store
+    local_docs = target.docs_dir if target.docs_dir is None or not home.remote else Path(
+        tempfile.mkdtemp(prefix="valuecorpus-docs-")) / "data_docs"
+    if local_docs is not None:
+        shutil.rmtree(local_docs, ignore_errors=True)
+    runner = Runner(settings.suite, local_docs)
     con = duckdb.connect(":memory:")
+    if home.remote:  # DuckDB reads the store through fsspec (its httpfs extension would be downloaded)
+        con.register_filesystem(home.root.fs)
     scratch = tempfile.mkdtemp(prefix="valuecorpus-validate-")
     # Unnested levels of a large run may not fit in memory next to GE's frames: DuckDB spills to scratch.
     con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
@@ -170,6 +176,11 @@ def validate(home: DataHome, target: Target, dataset: str | None = None, create_
         con.close()
         shutil.rmtree(scratch, ignore_errors=True)
     docs = runner.build_docs()
+    if docs is not None and local_docs is not None and local_docs != target.docs_dir:
+        remote_docs = target.docs_dir
+        remote_docs.fs.put(str(local_docs), remote_docs.path, recursive=True)
+        shutil.rmtree(local_docs.parent, ignore_errors=True)
+        docs = str(remote_docs / Path(docs).relative_to(local_docs))
     target.timings["total"] = round(time.perf_counter() - started, 3)
     return {
         "success": all(e["success"] for e in expectations),
@@ -183,6 +194,8 @@ def validate(home: DataHome, target: Target, dataset: str | None = None, create_
 def _relative(home: DataHome, path: str | None) -> str | None:
     if path is None:
         return None
+    if home.remote:
+        return path.removeprefix(home.url.rstrip("/") + "/")
     try:
         return Path(path).resolve().relative_to(home.root.resolve()).as_posix()
     except ValueError:
@@ -213,7 +226,8 @@ def run_target(layout: RunLayout) -> Target:
     unknown = [k for k in kinds if k not in RECORD_TYPES]
     if unknown:
         raise ValueCorpusError(f"run '{layout.run_id}': unknown record kind(s) {', '.join(unknown)}")
-    return Target(f"run '{layout.run_id}'", {k: [layout.records(k)] for k in kinds}, layout,
+    # a run's records are one file per kind, or shards a pipeline wrote (`RunLayout.table_files`)
+    return Target(f"run '{layout.run_id}'", {k: layout.table_files(f"records/{k}") for k in kinds}, layout,
                   layout.path / "validation" / "data_docs")
 
 

@@ -89,12 +89,11 @@ HEADER = """\
 
 
 def write_settings(path: Path, settings: SuiteSettings) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from valuecorpus.schemas.storage import write_bytes
+
     body = yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=120,
                           default_flow_style=None)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(HEADER.format(name=settings.suite) + body, encoding="utf-8")
-    tmp.replace(path)
+    write_bytes(path, (HEADER.format(name=settings.suite) + body).encode("utf-8"))  # whole, or not at all
 
 
 def read_settings(path: Path) -> SuiteSettings:

@@ -149,6 +149,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-delay", type=float, default=1.0, help="seconds until a batch completes")
     p.add_argument("--batch-fail-rate", type=float, default=0.0)
     p.add_argument("--batch-fail-match", help="batch items whose custom_id contains this fail")
+    p.add_argument("--route-delay", help="'METHOD ROUTE=S,...': answer these routes S seconds late (the request "
+                   "itself is carried out at once), e.g. 'POST /v1/batches=3'")
     return p
 
 
@@ -163,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             completion_tokens=args.completion_tokens,
             structured=args.structured, retry_after_s=args.retry_after, hang_s=args.hang_s,
             saturate_at=args.saturate_at, max_inflight=args.max_inflight, batch_delay_s=args.batch_delay,
-            batch_fail_rate=args.batch_fail_rate, batch_fail_match=args.batch_fail_match)
+            batch_fail_rate=args.batch_fail_rate, batch_fail_match=args.batch_fail_match,
+            route_delay=args.route_delay)
         parse_faults(config.faults, config.fault_mode)
         parse_latency(config.latency)
     except (ValueError, OSError) as exc:

@@ -72,6 +72,9 @@ class FakeServerConfig:
     batch_delay_s: float = 1.0
     batch_fail_rate: float = 0.0
     batch_fail_match: str | None = None
+    route_delay: str | None = None
+    """`METHOD ROUTE=SECONDS,...` (e.g. `POST /v1/batches=3`): the request is carried out at once and its
+    answer held back, so a test can kill the client while the server has done what it asked."""
 
     def __post_init__(self) -> None:
         if self.host not in ("127.0.0.1", "localhost", "::1"):
@@ -90,6 +93,7 @@ class _Counters:
     repeated_ok: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    received: Counter[str] = field(default_factory=Counter)  # "METHOD route" as requests arrive
     connections: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -124,6 +128,15 @@ class ServerApp:
         self.auth = f"Bearer {config.api_key}".encode() if config.api_key else None
         self.configure(config.faults, config.latency)
         self.reset_state()
+
+    @property
+    def delays(self) -> dict[str, float]:
+        out = {}
+        for part in (self.config.route_delay or "").split(","):
+            if "=" in part:
+                route, seconds = part.rsplit("=", 1)
+                out[route.strip()] = float(seconds)
+        return out
 
     def configure(self, faults: str | None, latency: str | float | None) -> None:
         self.plan = parse_faults(faults, self.config.fault_mode, self.config.seed)
@@ -163,6 +176,7 @@ class ServerApp:
             "max_in_flight": c.max_in_flight, "connections": c.connections,
             "tokens": {"prompt": c.prompt_tokens, "completion": c.completion_tokens},
             "files": len(self.batches.files), "batches": len(self.batches.batches),
+            "received": dict(c.received),
             "config": {"faults": self.config.faults, "latency": self.config.latency,
                        "structured": self.config.structured},
         }
@@ -173,22 +187,33 @@ class ServerApp:
         try:
             if path == "/v1/chat/completions" and req.method == "POST":
                 return self.chat(req, conn)
-            if path in ("/stats", "/reset", "/health"):
+            if path in ("/stats", "/reset", "/health", "/delay"):
                 return self.control(req, conn, path)
             public = self.config.public_models and path.startswith("/v1/models")
             if self.auth is not None and not public and req.headers.get(b"authorization") != self.auth:
                 return self.reply(conn, path, "401", 401, _UNAUTHORIZED)
             result, route = self.resource(req, path)
-            if result is _UNHANDLED:
-                return self.reply(conn, route, "404", 404, _error(f"Unknown route: {req.method} {req.path}"))
-            if isinstance(result, bytes):
-                return self.reply(conn, route, "ok", 200, result, b"application/octet-stream")
-            return self.reply(conn, route, "ok", 200, json.dumps(result).encode())
+            self.c.received[f"{req.method} {route}"] += 1
+            delay = self.delays.get(f"{req.method} {route}")
+            if delay:
+                self.loop.call_later(delay, self._answer, conn, route, result)
+                return None
+            return self._answer(conn, route, result)
         except ApiError as exc:
             status, body = exc.status, _error(str(exc), code=exc.code)
             return self.reply(conn, _template(path), str(status), status, body)
         except (ValueError, KeyError, TypeError) as exc:
             return self.reply(conn, _template(path), "400", 400, _error(f"Invalid request: {exc}"))
+
+    def _answer(self, conn: Connection, route: str, result: Any) -> None:
+        try:
+            if result is _UNHANDLED:
+                return self.reply(conn, route, "404", 404, _error(f"Unknown route: {route}"))
+            if isinstance(result, bytes):
+                return self.reply(conn, route, "ok", 200, result, b"application/octet-stream")
+            return self.reply(conn, route, "ok", 200, json.dumps(result).encode())
+        except OSError:  # the client is gone (killed while its answer was held back)
+            return None
 
     def reply(self, conn: Connection, path: str, outcome: str, status: int, body: bytes,
               content_type: bytes = b"application/json", extra: bytes = b"") -> None:
@@ -200,6 +225,9 @@ class ServerApp:
             body: dict[str, Any] = {"status": "ok"}
         elif path == "/stats":
             body = self.stats()
+        elif path == "/delay" and req.method == "POST":  # change `route_delay`, keeping files and batches
+            self.config.route_delay = (json.loads(req.body) if req.body.strip() else {}).get("route_delay")
+            body = {"route_delay": self.config.route_delay}
         elif req.method == "POST":
             change = json.loads(req.body) if req.body.strip() else {}
             cfg = self.config

@@ -109,7 +109,8 @@ class BatchStore:
         return _public(batch)
 
     def list_batches(self) -> dict[str, Any]:
-        return {"object": "list", "data": [self.get_batch(b) for b in self.batches], "has_more": False}
+        # newest first, as OpenAI lists them
+        return {"object": "list", "data": [self.get_batch(b) for b in reversed(self.batches)], "has_more": False}
 
     def _fails(self, custom_id: str) -> bool:
         if self.fail_match and self.fail_match in custom_id:
