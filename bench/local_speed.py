@@ -6,8 +6,11 @@
    `llama_cpp.Llama.create_chat_completion` loop with the same messages, schema (`response_format` json_object
    + schema), temperature, seed and max_tokens, each on its own freshly loaded model, in alternating order
    (`--repeats`). Completion tokens per second of wall time are compared; prompt tokens and times are printed.
+3. `--cold`: the same requests once more on each side, each side in a fresh process of its own (raw first, then
+   the engine), so both pay the first pass a fresh `generate` pays; the cold figures are compared the same way.
 
-    .venv/bin/python -m bench.local_speed [--recipe demo] [--n 10] [--repeats 1] [--out bench/results/local_speed.json]
+    .venv/bin/python -m bench.local_speed [--recipe demo] [--n 10] [--repeats 1] [--cold] \
+        [--out bench/results/local_speed.json]
 
 Nothing asserts a time: this is a measurement.
 """
@@ -18,6 +21,10 @@ import argparse
 import gc
 import json
 import os
+import pickle
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,10 +39,13 @@ def record_requests(recipe_name: str, n: int | None) -> tuple[list[list[Any]], d
     from valuecorpus.pipelines.engine import Engine, EngineConfig
     from valuecorpus.pipelines.planner import make_plan
     from valuecorpus.pipelines.recipes import load_recipe
+    from valuecorpus.pipelines.seeds import seed_plan
 
     recipe = load_recipe(recipe_name, {"count": n} if n else {})
     chain = chain_class(recipe.kind)(recipe, [])
-    plan = make_plan(recipe, chain.extra_axes(), chain.planned_count())
+    config = EngineConfig(backend="local", model=LOCAL_MODEL_NAME)
+    # the seed stage as `generate` runs it (the demo's shipped seeds cover a small plan: no proposals)
+    plan, _pool, _report = seed_plan(chain, make_plan(recipe, chain.extra_axes(), chain.planned_count()), config)
     steps: list[list[Any]] = []
     timed = {"elapsed_s": 0.0}
 
@@ -53,7 +63,7 @@ def record_requests(recipe_name: str, n: int | None) -> tuple[list[list[Any]], d
 
     from valuecorpus.pipelines.engine.backends import local
 
-    with Engine(EngineConfig(backend="local", model=LOCAL_MODEL_NAME)) as engine:
+    with Engine(config) as engine:
         local.load_model(engine.config.resolved_model_path(), engine.config.n_ctx, engine.config.n_threads)
         execute(chain, initial_states(plan), Recorder(engine))
         stats = engine.stats
@@ -104,13 +114,34 @@ def through_raw(steps: list[list[Any]]) -> dict[str, Any]:
     return {"elapsed_s": elapsed, "prompt_tokens": prompt, "completion_tokens": completion}
 
 
+def cold(steps: list[list[Any]], side: str) -> dict[str, Any]:
+    """One side on the recorded requests in a fresh process (nothing loaded, compiled or cached before)."""
+    with tempfile.NamedTemporaryFile(suffix=".pkl", delete=False) as f:
+        pickle.dump(steps, f)
+    try:
+        out = subprocess.run([sys.executable, "-m", "bench.local_speed", "--replay", side, f.name],
+                             capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(f.name)
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    row["completion_tok_s"] = row["completion_tokens"] / row["elapsed_s"]
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--replay", nargs=2, metavar=("SIDE", "FILE"), help=argparse.SUPPRESS)
+    ap.add_argument("--cold", action="store_true", help="also both sides once in fresh processes")
     ap.add_argument("--recipe", default="demo")
     ap.add_argument("--n", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--out", default="bench/results/local_speed.json")
     args = ap.parse_args()
+    if args.replay:  # the child of `cold()`
+        side, file = args.replay
+        steps_ = pickle.loads(Path(file).read_bytes())
+        print(json.dumps(through_engine(steps_) if side == "engine" else through_raw(steps_)))
+        return
     load_before = os.getloadavg()
     t = time.perf_counter()
     steps, first = record_requests(args.recipe, args.n)
@@ -135,7 +166,14 @@ def main() -> None:
               f"prompt); raw llama-cpp-python {row['raw']['elapsed_s']:.1f} s, {row['raw']['completion_tok_s']:.1f} "
               f"tok/s ({row['raw']['completion_tokens']} completion, {row['raw']['prompt_tokens']} prompt); "
               f"engine / raw = {row['ratio']:.2f} (time: {row['time_ratio']:.2f})", flush=True)
-    result = {"recipe": args.recipe, "requests": sum(len(s) for s in steps), "steps": len(steps),
+    cold_row: dict[str, Any] | None = None
+    if args.cold:
+        cold_row = {"raw": cold(steps, "raw"), "engine": cold(steps, "engine")}
+        cold_row["ratio"] = cold_row["engine"]["completion_tok_s"] / cold_row["raw"]["completion_tok_s"]
+        print(f"cold (fresh processes): engine {cold_row['engine']['elapsed_s']:.1f} s, "
+              f"{cold_row['engine']['completion_tok_s']:.1f} tok/s; raw {cold_row['raw']['elapsed_s']:.1f} s, "
+              f"{cold_row['raw']['completion_tok_s']:.1f} tok/s; engine / raw = {cold_row['ratio']:.2f}", flush=True)
+    result = {"recipe": args.recipe, "cold": cold_row, "requests": sum(len(s) for s in steps), "steps": len(steps),
               "recording_s": recorded_s, "runs": runs, "load_before": load_before, "load_after": os.getloadavg()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -24,56 +24,15 @@ import json
 import os
 from datetime import datetime
 from pathlib import PurePath
-from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from valuecorpus.scheduling import derived_run_id, run_cli, settings_env
-
-try:  # Airflow ≥ 3.2 keeps task exceptions in the SDK
-    from airflow.sdk.exceptions import AirflowFailException
-except ImportError:  # pragma: no cover
-    from airflow.exceptions import AirflowFailException
-
-LLM_CONNECTION = "valuecorpus_llm"
-LABEL_STUDIO_CONNECTION = "valuecorpus_label_studio"
-HOME_VARIABLE = "valuecorpus_home"
-
-
-def _connection(conn_id: str) -> Any:
-    from airflow.sdk import Connection
-
-    try:
-        return Connection.get(conn_id)
-    except Exception:  # not defined: the worker's environment applies
-        return None
-
-
-def _env() -> dict[str, str]:
-    """The CLI's settings from Airflow connections and variables (unset ones come from the environment)."""
-    from airflow.sdk import Variable
-
-    llm, ls = _connection(LLM_CONNECTION), _connection(LABEL_STUDIO_CONNECTION)
-    return settings_env(
-        home=Variable.get(HOME_VARIABLE, default=None),
-        openai_base_url=llm and (llm.extra_dejson.get("base_url") or llm.host),
-        openai_api_key=llm and llm.password, model=llm and llm.extra_dejson.get("model"),
-        label_studio_url=ls and (ls.extra_dejson.get("url") or ls.host), label_studio_api_key=ls and ls.password,
-    )
+from valuecorpus.airflow_tasks import run_task, task_env
+from valuecorpus.scheduling import derived_run_id
 
 
 def _valuecorpus(*args: str) -> str:
-    """Run the CLI; a failure a retry cannot fix fails the task at once, any other is retried."""
-    print("valuecorpus " + " ".join(args), flush=True)
-    result = run_cli(*args, env=_env())
-    if result.stdout:
-        print(result.stdout, end="", flush=True)
-    if result.ok:
-        return result.stdout
-    message = f"valuecorpus {args[0]} {args[1] if len(args) > 1 else ''} exited with code {result.code}"
-    if result.permanent:
-        raise AirflowFailException(message + " (see the error line above; a retry would not change it)")
-    raise RuntimeError(message)
+    return run_task(*args, env=task_env(llm=True, label_studio=True))
 
 
 @dag(

@@ -19,35 +19,19 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from valuecorpus.scheduling import derived_run_id, has_command, run_cli, settings_env
+from valuecorpus.airflow_tasks import run_task, task_env
+from valuecorpus.scheduling import derived_run_id, has_command
 
 try:  # Airflow ≥ 3.2 keeps task exceptions in the SDK
     from airflow.sdk.exceptions import AirflowFailException
 except ImportError:  # pragma: no cover
     from airflow.exceptions import AirflowFailException
 
-HOME_VARIABLE = "valuecorpus_home"
 KINDS = ["dailydilemmas", "agent_valuebench", "moral_graph", "emergent_values"]
 
 
-def _env() -> dict[str, str]:
-    from airflow.sdk import Variable
-
-    return settings_env(home=Variable.get(HOME_VARIABLE, default=None))
-
-
 def _valuecorpus(*args: str) -> str:
-    """Run the CLI; a failure a retry cannot fix fails the task at once, any other is retried."""
-    print("valuecorpus " + " ".join(args), flush=True)
-    result = run_cli(*args, env=_env())
-    if result.stdout:
-        print(result.stdout, end="", flush=True)
-    if result.ok:
-        return result.stdout
-    message = f"valuecorpus {args[0]} exited with code {result.code}"
-    if result.permanent:
-        raise AirflowFailException(message + " (see the error line above; a retry would not change it)")
-    raise RuntimeError(message)
+    return run_task(*args, env=task_env())
 
 
 @dag(

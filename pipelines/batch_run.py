@@ -60,9 +60,12 @@ def find_pending(home: DataHome, print_: str) -> str | None:
 
 
 def run_batched(chain: Chain, plan: list[dict[str, Any]], config: EngineConfig, home: DataHome, run_id: str,
-                resume: dict[str, Any]) -> tuple[list[Any], list[Any], list[SampleState], dict[str, Any]]:
+                resume: dict[str, Any], print_: str | None = None
+                ) -> tuple[list[Any], list[Any], list[SampleState], dict[str, Any]]:
     """One pass of the chain through the Batch API; raises `BatchPending` once it has submitted what it waits
-    for. `resume` (the command's arguments, no secrets) is saved for `run resume` before anything is sent."""
+    for. `resume` (the command's arguments, no secrets) is saved for `run resume` before anything is sent.
+    `print_`: the run's fingerprint (`fingerprint` of the recipe's plan before the seed stage gave it seeds,
+    which `find_pending` can compute before any request); default: of `plan`."""
     from valuecorpus.pipelines.engine.batch import load_state, new_state, resume_batches, save_state
     from valuecorpus.pipelines.engine.batch_runner import BatchPending, BatchRunner
     from valuecorpus.pipelines.engine.core import Engine
@@ -75,7 +78,7 @@ def run_batched(chain: Chain, plan: list[dict[str, Any]], config: EngineConfig, 
     if pending.batches.exists():
         state = load_state(pending.batches)
     else:
-        state = new_state(config, run_id=run_id, fingerprint=fingerprint(chain, plan, config))
+        state = new_state(config, run_id=run_id, fingerprint=print_ or fingerprint(chain, plan, config))
         pending.path.mkdir(parents=True, exist_ok=True)
         save_state(pending.batches, state)
     write_json_atomic(pending.path / "resume.json", resume)

@@ -31,7 +31,7 @@ import apache_beam as beam
 
 from valuecorpus.pipelines.beam_io import ReadPlan, WriteTable
 from valuecorpus.pipelines.chains.base import Chain, SampleState
-from valuecorpus.pipelines.chains.runner import apply, finish, prepare
+from valuecorpus.pipelines.chains.runner import apply, finish, initial_state, prepare
 from valuecorpus.pipelines.engine.beam import Generate, close_engines
 from valuecorpus.pipelines.engine.types import GenerationResult
 from valuecorpus.pipelines.filters.beam import FILTERED, KEPT, FilterRecords
@@ -289,7 +289,7 @@ class ChainPipeline(beam.PTransform):
         chain = self.chain
         states = (pbegin
                   | "Plan" >> ReadPlan(self.plan_url)
-                  | "States" >> beam.Map(lambda it: SampleState(sample_id=it["sample_id"], plan_item=it)))
+                  | "States" >> beam.Map(initial_state))
         dead_parts = []
         for i, step in enumerate(chain.steps()):
             out = states | f"Step[{step.name}]" >> RunStep(chain, i, self.config, self.progress, self.batches)

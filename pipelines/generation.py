@@ -21,7 +21,8 @@ from valuecorpus.pipelines.chains import chain_class
 from valuecorpus.pipelines.chains.runner import CacheOnly, NotCached, execute, initial_states
 from valuecorpus.pipelines.filters import apply_filters
 from valuecorpus.pipelines.filters.judge import apply_judge
-from valuecorpus.pipelines.planner import coverage, kept_coverage, make_plan
+from valuecorpus.pipelines.planner import coverage, item_axes, kept_coverage, make_plan
+from valuecorpus.pipelines.seeds import SeedPool, seed_plan
 from valuecorpus.pipelines.stage import RunOutput, add_spend, kept_rows, stage_run, stage_sharded
 from valuecorpus.schemas.layout import DataHome, RunLayout
 from valuecorpus.schemas.storage import url_of
@@ -42,6 +43,7 @@ class GenerateOptions:
     published_files: list[str] = field(default_factory=list)  # Parquet files of the latest published version
     published_ref: str | None = None
     parent_runs: list[str] = field(default_factory=list)
+    input_source: str | None = None  # the run or dataset the inputs came from (recorded as the seeds' source)
     toolkit_version: str = ""
     progress: bool = False  # the engine's progress display (on a terminal: rich; otherwise plain lines)
     resume: dict[str, Any] = field(default_factory=dict)  # batch executor: what `run resume` rebuilds it from
@@ -57,7 +59,7 @@ def summarise_states(out: RunOutput, states: list[SampleState]) -> None:
         out.prompt_versions.update(s.prompt_versions)
         out.models.extend(m for m in s.models if m not in out.models)
         add_spend(spend, s.spend)
-    out.extra["spend"] = spend_rows(spend)
+    out.extra["spend"] = [*out.extra.get("spend", []), *spend_rows(spend)]  # after the seed stage's
 
 
 def spend_rows(spend: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
@@ -97,10 +99,6 @@ def resolve_cached(chain: Chain, plan: list[dict[str, Any]], config: EngineConfi
         return None
 
 
-def _axes(plan: list[dict[str, Any]]) -> list[str]:
-    return sorted({k for it in plan for k in it} - {"index", "sample_id", "seed", "stratum"})
-
-
 def _published_compared(options: GenerateOptions) -> dict[str, Any]:
     """What the near-duplicate filter compared against: the version, its files and their rows (footers only)."""
     import pyarrow.parquet as pq
@@ -127,18 +125,34 @@ def published_texts(chain: Chain, options: GenerateOptions) -> list[tuple[str, s
     return texts
 
 
+def add_seed_stage(out: RunOutput, pool: SeedPool) -> None:
+    """The seed stage's share of the run: its seeds table, its dead letters, what it spent and with what.
+    The executors add the chain's own to these."""
+    out.seeds = pool.rows
+    out.dead_letters = [*pool.dead_letters, *out.dead_letters]
+    for k, v in pool.tokens.items():
+        out.tokens[k] = out.tokens.get(k, 0) + v
+    out.cost_usd += pool.cost_usd
+    out.prompt_versions.update(pool.prompt_versions)
+    out.models.extend(m for m in pool.models if m not in out.models)
+    out.extra["spend"] = spend_rows(pool.spend)
+
+
 def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: GenerateOptions) -> RunLayout:
     """Run a recipe and stage the run. Raises BudgetExhausted after staging if the cost cap stopped requests."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     home.clean_stale_partials()
     chain = chain_class(recipe.kind)(recipe, options.inputs)
-    plan = make_plan(recipe, chain.extra_axes(), chain.planned_count())
+    chain.input_source = options.input_source
+    skeleton = make_plan(recipe, chain.extra_axes(), chain.planned_count())
     run_id = options.run_id
-    if run_id is None and options.executor == "batch":  # a rerun of a killed submission continues it
+    batch_print = None
+    if options.executor == "batch":  # a rerun of a killed submission continues it (found by the recipe's plan)
         from valuecorpus.pipelines.batch_run import find_pending, fingerprint
 
-        run_id = find_pending(home, fingerprint(chain, plan, config))
+        batch_print = fingerprint(chain, skeleton, config)
+        run_id = run_id or find_pending(home, batch_print)
     run_id = run_id or home.new_run_id(recipe.name)
     home.run(run_id)  # validates the id before any work
     # fresh answers' cache entries name the run that paid for them: a resumed run counts them once, at cost
@@ -146,6 +160,9 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
     if config.max_cost_usd is not None or config.max_tokens_total is not None:
         # one cap for the whole run, however many Beam worker processes spend against it
         config = config.model_copy(update={"budget_scope": config.budget_scope or f"run:{run_id}"})
+    # the seed stage: a distinct seed per plan item (proposed through the engine when the pool is short), paid
+    # for and capped as part of the run
+    plan, seed_pool, seed_report = seed_plan(chain, skeleton, config)
     timings["plan_s"] = time.perf_counter() - started
 
     t = time.perf_counter()
@@ -159,9 +176,11 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
     out = RunOutput(plan=plan)
     out.extra = {
         "executor": executor, "beam_args": options.beam_args, "endpoint": config.describe(),
-        "coverage": coverage(plan, _axes(plan)),  # planned only; the executor adds what was kept
-        "published_compared": _published_compared(options),
+        "coverage": coverage(plan, item_axes(plan)),  # planned only; the executor adds what was kept
+        "published_compared": _published_compared(options), "seed_pool": seed_report,
     }
+    if seed_pool is not None:
+        add_seed_stage(out, seed_pool)
     if options.parent_runs:
         out.extra["parent_runs"] = options.parent_runs
     taxonomies = {}
@@ -176,7 +195,7 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
                                    started, t)
     else:
         layout = _generate_here(recipe, home, run_id, chain, config, options, out, taxonomies, timings, started,
-                                t, resolved)
+                                t, resolved, batch_print)
     if executor == "batch":
         from valuecorpus.pipelines.batch_run import finish_batched
 
@@ -192,7 +211,7 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
 
 def _generate_here(recipe: Recipe, home: DataHome, run_id: str, chain: Chain, config: EngineConfig,
                    options: GenerateOptions, out: RunOutput, taxonomies: dict[str, str], timings: dict[str, float],
-                   started: float, t: float, resolved: Any) -> RunLayout:
+                   started: float, t: float, resolved: Any, batch_print: str | None = None) -> RunLayout:
     plan = out.plan
     languages = {it["sample_id"]: it["language"] for it in plan if "language" in it}
     if out.extra["executor"] == "batch":
@@ -200,7 +219,8 @@ def _generate_here(recipe: Recipe, home: DataHome, run_id: str, chain: Chain, co
         from valuecorpus.pipelines.engine.batch_runner import BatchPending
 
         try:
-            records, dead, states, engine_stats = run_batched(chain, plan, config, home, run_id, options.resume)
+            records, dead, states, engine_stats = run_batched(chain, plan, config, home, run_id, options.resume,
+                                                                  batch_print)
         except BatchPending as pending:
             pending.run_id = run_id
             raise
@@ -221,10 +241,10 @@ def _generate_here(recipe: Recipe, home: DataHome, run_id: str, chain: Chain, co
     kept = kept + chain.shared_records(kept)
     timings["filter_s"] = time.perf_counter() - t
 
-    out.records, out.dead_letters, out.filtered = kept, dead, dropped
+    out.records, out.dead_letters, out.filtered = kept, out.dead_letters + dead, dropped
     summarise_states(out, states)
     out.extra.update(engine=engine_stats, generated=generated, samples_failed=sum(1 for s in states if s.failed),
-                     coverage=kept_coverage(plan, _axes(plan), kept, chain.stratum_fields))
+                     coverage=kept_coverage(plan, item_axes(plan), kept, chain.stratum_fields))
     timings["total_s"] = time.perf_counter() - started
     out.timings = timings
     return stage_run(home, run_id, recipe, chain.record_kinds, out, taxonomies, options.toolkit_version)
@@ -253,14 +273,17 @@ def _generate_on_beam(recipe: Recipe, home: DataHome, run_id: str, chain: Chain,
     def after(out: RunOutput) -> None:
         counts = summary["counts"]
         timings["generate_s"] = time.perf_counter() - t
-        out.tokens, out.cost_usd = summary["tokens"], summary["cost_usd"]
-        out.prompt_versions, out.models = summary["prompt_versions"], summary["models"]
-        out.extra["spend"] = spend_rows(summary.get("spend", {}))
+        for k, v in summary["tokens"].items():  # added to the seed stage's
+            out.tokens[k] = out.tokens.get(k, 0) + v
+        out.cost_usd += summary["cost_usd"]
+        out.prompt_versions.update(summary["prompt_versions"])
+        out.models.extend(m for m in summary["models"] if m not in out.models)
+        out.extra["spend"] = [*out.extra.get("spend", []), *spend_rows(summary.get("spend", {}))]
         out.extra.update(engine=summary["engine"], samples_failed=summary["failed"],
                          generated=sum(v for k, v in counts.items() if k.startswith("records/"))
                          + counts.get("filtered", 0),
-                         coverage=kept_coverage(out.plan, _axes(out.plan), kept_rows(staged[0], chain.record_kinds,
-                                                                                      chain.stratum_fields),
+                         coverage=kept_coverage(out.plan, item_axes(out.plan),
+                                                kept_rows(staged[0], chain.record_kinds, chain.stratum_fields),
                                                 chain.stratum_fields))
         timings["total_s"] = time.perf_counter() - started
         out.timings = timings

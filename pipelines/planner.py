@@ -135,12 +135,62 @@ def make_plan(recipe: Recipe, extra_axes: dict[str, list[Any]] | None = None,
     return items
 
 
+# --- seed situations --------------------------------------------------------------------------------------
+# A plan item of a chain that draws seeds may draw from several pools (a topic group: the pools of its topics).
+# Items take seeds in index order; each takes the next unused seed of its least-used pool, so pools within a
+# stratum are used evenly, no seed serves two items, and the first items keep their seeds when the count grows.
+
+def _least_used(keys: list[str], used: Counter[str]) -> str:
+    return min(keys, key=lambda k: used[k])  # stable: ties keep the chain's order
+
+
+def seed_demand(items: list[dict[str, Any]], keys_of: Any) -> Counter[str]:
+    """How many distinct seeds each pool must give for every item to have its own."""
+    used: Counter[str] = Counter()
+    for it in items:
+        keys = keys_of(it)
+        if keys:
+            used[_least_used(keys, used)] += 1
+    return used
+
+
+def attach_seeds(items: list[dict[str, Any]], pools: dict[str, list[dict[str, Any]]], keys_of: Any
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(items with a seed of their own under `seed_situation`, items left without one). An item's sample id
+    then also hashes its seed: another seed is another sample."""
+    used: Counter[str] = Counter()
+    taken: Counter[str] = Counter()
+    out, short = [], []
+    for it in items:
+        keys = [k for k in keys_of(it) if taken[k] < len(pools.get(k, []))]
+        if not keys:
+            if keys_of(it):
+                short.append(it)
+            else:
+                out.append(it)
+            continue
+        key = _least_used(keys, used)
+        seed = pools[key][taken[key]]
+        taken[key] += 1
+        used[key] += 1
+        out.append({**it, "sample_id": stable_id(it["sample_id"], seed["id"]), "seed_situation": seed})
+    return out, short
+
+
 def _label(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("id") or canonical_json(value)[:40])
     if isinstance(value, list):
         return " vs ".join(str(v) for v in value)
     return str(value)
+
+
+NOT_AXES = {"index", "sample_id", "seed", "stratum", "seed_situation"}  # a plan item's keys that are no stratum
+
+
+def item_axes(items: list[dict[str, Any]]) -> list[str]:
+    """The stratum axes of a plan: every key of its items but their ids, seeds and seed situations."""
+    return sorted({k for it in items for k in it} - NOT_AXES)
 
 
 def coverage(items: list[dict[str, Any]], axes: list[str]) -> dict[str, dict[str, int]]:

@@ -7,6 +7,14 @@ A template file is YAML with Jinja2 strings:
       You write ...
     user: |
       Seed action: {{ seed_action }}
+      Example: {{ example | json }}
+    examples:            # optional: worked examples, one shown per request (rotated by the plan item's seed)
+      - {"story": "..."}
+
+A template with `examples` shows one of them per request, chosen by the plan item's seed (`Step.request`
+passes it as `example`; the `json` filter writes it as JSON), so a small model that copies the example copies
+a different one in each sample, and the echo filter (`filters/echo.py`) knows every example and the
+template's own wording.
 
 Variables are strict: a variable the caller does not pass is an error naming the template, never an empty
 string silently sent to a model. The version is the short sha256 of the file bytes, so editing a prompt
@@ -16,6 +24,8 @@ changes the version recorded in each sample's provenance (and the engine's cache
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -28,7 +38,9 @@ from valuecorpus.schemas.errors import RecipeError
 
 TEMPLATE_SUFFIX = ".yaml"
 PARTS = ("system", "user")
-_ALLOWED_KEYS = {"description", *PARTS}
+_ALLOWED_KEYS = {"description", "examples", *PARTS}
+_JINJA_TAG = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
+_QUOTED = re.compile(r'"([^"\n]{3,})"')
 
 
 def prompts_dir() -> Path:
@@ -55,6 +67,10 @@ class Template:
                               f"(allowed: {', '.join(sorted(_ALLOWED_KEYS))})")
         self.parts: dict[str, str] = {p: str(data[p]) for p in PARTS if data.get(p)}
         self.description = str(data.get("description") or "")
+        examples = data.get("examples") or []
+        if not isinstance(examples, list):
+            raise RecipeError(f"prompt template {path}: 'examples' must be a list of example answers")
+        self.examples: list[Any] = examples
         self._compiled: dict[str, Any] | None = None
 
     @property
@@ -68,6 +84,7 @@ class Template:
 
             env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
                                      autoescape=False)
+            env.filters["json"] = lambda v: json.dumps(v, ensure_ascii=False)  # tojson escapes ' and <
             self._compiled = {part: env.from_string(text) for part, text in self.parts.items()}
         return self._compiled
 
@@ -82,6 +99,26 @@ class Template:
                 raise RecipeError(f"prompt template {self.path} ({part}): {exc.message}") from None
             messages.append(Message(role=part, content=text))
         return messages
+
+    def example(self, n: int) -> Any:
+        """The n-th example (cyclically); a template shows it with `{{ example | json }}` (or its fields)."""
+        return self.examples[n % len(self.examples)] if self.examples else None
+
+    def literal_texts(self) -> list[str]:
+        """The template's own words: the literal runs between its variables and tags, and every string of
+        every example. Output that copies them is an echo of the prompt, not new text."""
+        out = [seg.strip() for part in self.parts.values() for seg in _JINJA_TAG.split(part) if seg.strip()]
+        out += [q for seg in list(out) for q in _QUOTED.findall(seg)]  # an example written inline: its strings
+
+        def strings(value: Any) -> list[str]:
+            if isinstance(value, str):
+                return [value]
+            if isinstance(value, dict):
+                return [s for v in value.values() for s in strings(v)]
+            if isinstance(value, list):
+                return [s for v in value for s in strings(v)]
+            return []
+        return out + [s for ex in self.examples for s in strings(ex)]
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_compiled": None}

@@ -34,14 +34,15 @@ def _ratio(counts: dict[str, int]) -> float | None:
 def quality_report(layout: RunLayout) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
-    from valuecorpus.pipelines.planner import _label
+    from valuecorpus.pipelines.planner import _label, item_axes
 
     m = layout.read_manifest()
     extra = m.model_extra or {}
     dead_classes: dict[str, int] = extra.get("dead_letter_classes", {})
     filtered_by: dict[str, int] = extra.get("filtered_by", {})
     engine = extra.get("engine") or {}
-    requests = int(engine.get("requests") or 0)
+    # the seed stage's proposal requests are the run's too (their parse failures are dead letters of the run)
+    requests = int(engine.get("requests") or 0) + int((extra.get("seed_pool") or {}).get("proposal_requests") or 0)
     generated = int(extra.get("generated") or (sum(m.counts.values()) + m.filtered))
     schema_bad = sum(dead_classes.get(c, 0) for c in SCHEMA_CLASSES) + filtered_by.get("schema", 0)
     report: dict[str, Any] = {
@@ -54,6 +55,7 @@ def quality_report(layout: RunLayout) -> dict[str, Any]:
         "dead_letter_rate": round(m.dead_letters / requests, 4) if requests else None,
         "tokens": m.tokens, "cost_usd": m.cost_usd, "dead_letters": dead_classes, "filtered": filtered_by,
         "timings": m.timings, "coverage": {}, "spend": extra.get("spend") or [],
+        "seed_pool": extra.get("seed_pool") or {},
     }
     staged = extra.get("coverage") or {}
     if staged and all(isinstance(c, dict) and "kept" in c for c in staged.values()):
@@ -73,7 +75,7 @@ def quality_report(layout: RunLayout) -> dict[str, Any]:
                 for prov in table.column("provenance").to_pylist():
                     if prov and prov.get("plan_item") in by_sample:
                         kept_samples[prov["plan_item"]] += 1
-        axes = sorted({k for it in plan for k in it} - {"index", "sample_id", "seed", "stratum"})
+        axes = item_axes(plan)
         for axis in axes:
             planned = Counter(_label(it[axis]) for it in plan if axis in it)
             kept = {v: 0 for v in planned}
@@ -127,6 +129,13 @@ def render_report(report: dict[str, Any]) -> Any:
     head.add_row("cost", f"${report['cost_usd']:.4f}")
     head.add_row("dead letters", ", ".join(f"{k} {v}" for k, v in report["dead_letters"].items()) or "none")
     head.add_row("filtered", ", ".join(f"{k} {v}" for k, v in report["filtered"].items()) or "none")
+    seeds = report.get("seed_pool") or {}
+    if seeds.get("distinct_seeds_used") is not None:
+        sources = ", ".join(f"{n} {s}" for s, n in (seeds.get("by_source") or {}).items())
+        head.add_row("seed situations", f"{seeds['distinct_seeds_used']} distinct for {seeds['planned']} plan items "
+                                        f"(pool: {sources}; {seeds.get('duplicates', 0)} duplicates)")
+    if seeds.get("note"):
+        head.add_row("note", seeds["note"])
     cov = Table("stratum axis", "values", "planned max/min", "kept max/min", title="coverage")
     for axis, c in report["coverage"].items():
         cov.add_row(axis, str(c["values"]), str(c["planned_max_min"]), str(c["kept_max_min"]))

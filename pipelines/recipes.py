@@ -111,6 +111,14 @@ class LanguageFilter(_Strict):
     min_confidence: float = Field(0.5, ge=0, le=1)
 
 
+class EchoFilter(_Strict):
+    """Output that copies the prompt's examples or wording, or repeats a field across samples (filters/echo.py)."""
+
+    enabled: bool = True
+    prompt_share: float = Field(0.5, gt=0, le=1, description="share of a field's 4-grams found in the prompt")
+    min_words: int = Field(6, ge=1, description="shortest field text checked for repeats across samples")
+
+
 class JudgeFilter(_Strict):
     template: str = Field(description="prompt template of the judge step, e.g. 'dilemmas/judge'")
     min_score: float = Field(ge=0, le=10)
@@ -124,7 +132,22 @@ class Filters(_Strict):
     language: LanguageFilter = Field(default_factory=LanguageFilter)
     leakage: bool = True
     demographics: bool = Field(True, description="drop descriptions that name demographic attributes")
+    echo: EchoFilter = Field(default_factory=EchoFilter)
     judge: JudgeFilter | None = None
+
+
+class SeedsSection(_Strict):
+    """Where a chain's seed situations come from, and what happens when they cannot give every plan item its
+    own (see docs/pipelines.md, "Seed pools"). A repeated seed at a fixed prompt is a repeated request: the
+    same answer, a duplicate sample, money spent for nothing."""
+
+    shipped: bool = Field(True, description="use the seeds shipped with the chain")
+    propose: bool = Field(True, description="when the pool is short, ask the model for more (the seed stage)")
+    per_request: int = Field(10, ge=1, le=100, description="seeds asked of the model per proposal request")
+    max_rounds: int = Field(3, ge=1, le=20, description="proposal rounds before the pool counts as exhausted")
+    when_short: Literal["refuse", "cap"] | None = Field(
+        None, description="more plan items than distinct seeds: refuse (one error line with the number the "
+                          "seeds reach) or cap (plan that many, and say so); default: the chain's")
 
 
 class QualityThresholds(_Strict):
@@ -150,6 +173,7 @@ class Recipe(_Strict):
     model: ModelSection = Field(default_factory=ModelSection)
     prompts: dict[str, str] = Field(default_factory=dict, description="step name -> template name or file")
     filters: Filters = Field(default_factory=Filters)
+    seeds: SeedsSection = Field(default_factory=SeedsSection)
     quality: QualityThresholds = Field(default_factory=QualityThresholds)
     output: Output
     params: dict[str, Any] = Field(default_factory=dict, description="chain-specific; validated by the chain")
@@ -292,8 +316,9 @@ def _check_chain(recipe: Recipe, path: Path | str) -> None:
     for key, message in cls.validate_recipe(recipe):
         raise RecipeError(f"{path}: key '{key}': {message}")
     steps = cls.step_names()
+    extra_steps = {"judge", *(["seeds"] if cls.seed_template else [])}
     for step, template in recipe.prompts.items():
-        if step not in steps and step != "judge":
+        if step not in steps and step not in extra_steps:
             raise RecipeError(f"{path}: key 'prompts.{step}': no such step in '{recipe.kind}' "
                               f"(steps: {', '.join(steps)})")
         from valuecorpus.pipelines.prompts import load_template
@@ -303,8 +328,8 @@ def _check_chain(recipe: Recipe, path: Path | str) -> None:
         except RecipeError as exc:
             raise RecipeError(f"{path}: key 'prompts.{step}': {exc}") from None
     for step in recipe.model.step_max_tokens:
-        if step not in steps and step != "judge":
+        if step not in steps and step not in extra_steps:
             raise RecipeError(f"{path}: key 'model.step_max_tokens.{step}': no such step in '{recipe.kind}'")
     for step in recipe.model.step_models:
-        if step not in steps and step != "judge":
+        if step not in steps and step not in extra_steps:
             raise RecipeError(f"{path}: key 'model.step_models.{step}': no such step in '{recipe.kind}'")

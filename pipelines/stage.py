@@ -19,7 +19,9 @@ from typing import Any
 
 from valuecorpus.schemas.layout import DataHome, RunLayout, RunManifest
 from valuecorpus.schemas.records import Record, record_type
-from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample
+from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample, SeedRow
+
+LAUNCHER_SHARD = "launcher"  # the shard of a sharded table written by the launcher, not by a pipeline worker
 
 
 @dataclass
@@ -30,6 +32,7 @@ class RunOutput:
     plan: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     filtered: list[FilteredSample] = field(default_factory=list)
+    seeds: list[SeedRow] = field(default_factory=list)
     tokens: dict[str, int] = field(default_factory=dict)
     cost_usd: float = 0.0
     models: list[str] = field(default_factory=list)
@@ -52,6 +55,8 @@ def write_tables(layout: RunLayout, out: RunOutput, kinds: tuple[str, ...]) -> d
     dead = sorted(out.dead_letters, key=lambda d: (d.plan_item or "", d.request_id))
     write_records(layout.dead_letters, dead, DeadLetter)
     write_records(layout.filtered, sorted(out.filtered, key=lambda f: f.sample_id), FilteredSample)
+    if out.seeds:
+        write_records(layout.seeds, out.seeds, SeedRow)
     return counts
 
 
@@ -122,14 +127,20 @@ def kept_rows(layout: RunLayout, kinds: tuple[str, ...], fields: dict[str, str])
 def stage_sharded(home: DataHome, run_id: str, recipe: Any, kinds: tuple[str, ...], out: RunOutput,
                   produce: Callable[[RunLayout], dict[str, int]], taxonomy_versions: dict[str, str] | None = None,
                   toolkit_version: str = "", after: Callable[[RunOutput], None] | None = None) -> RunLayout:
-    """Stage a run whose tables a pipeline writes: the plan first, then `produce(layout)` (which writes the
-    shards into the staging location and returns rows per table), then empty files for the tables no shard
-    came to, then `after(out)` (to fill in what the produce step learned), and the manifest last."""
+    """Stage a run whose tables a pipeline writes: the plan (and the seed stage's seeds and dead letters) first,
+    then `produce(layout)` (which writes the shards into the staging location and returns rows per table), then
+    empty files for the tables no shard came to, then `after(out)` (to fill in what the produce step learned),
+    and the manifest last."""
     from valuecorpus.pipelines.planner import write_plan
     from valuecorpus.schemas.arrow import write_records
 
     with home.staging(run_id) as layout:
         write_plan(out.plan, layout.plan)
+        if out.seeds:
+            write_records(layout.seeds, out.seeds, SeedRow)
+        if out.dead_letters:  # the launcher's own (the seed stage's): a shard beside the pipeline's
+            dead = sorted(out.dead_letters, key=lambda d: (d.plan_item or "", d.request_id))
+            write_records(layout.path / "dead_letters" / f"part-{LAUNCHER_SHARD}.parquet", dead, DeadLetter)
         rows = produce(layout)
         empty = {f"records/{k}": record_type(k) for k in kinds} | {"dead_letters": DeadLetter,
                                                                    "filtered": FilteredSample}

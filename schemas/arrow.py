@@ -156,10 +156,11 @@ def from_table(table: pa.Table, model: type[BaseModel] | None = None) -> list[An
 
 def model_of(schema: pa.Schema) -> type[BaseModel]:
     """The model a Parquet file holds: a record kind, or a run's side table (dead letters, filtered)."""
-    from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample
+    from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample, SeedRow
 
     kind = (schema.metadata or {}).get(KIND_META, b"").decode()
-    known: dict[str, type[BaseModel]] = {**RECORD_TYPES, "DeadLetter": DeadLetter, "FilteredSample": FilteredSample}
+    known: dict[str, type[BaseModel]] = {**RECORD_TYPES, "DeadLetter": DeadLetter, "FilteredSample": FilteredSample,
+                                         "SeedRow": SeedRow}
     if kind not in known:
         raise ValueCorpusError(f"Parquet schema names no known record kind ('{kind}')")
     return known[kind]

@@ -139,6 +139,11 @@ class RunLayout:
         return self.path / "filtered.parquet"
 
     @property
+    def seeds(self) -> Path:
+        """The seed pool the plan drew from (generated runs whose chain uses seed situations)."""
+        return self.path / "seeds.parquet"
+
+    @property
     def utilities(self) -> Path:
         """Thurstonian utilities fitted to the run's outcome comparisons (`valuecorpus utilities fit`)."""
         return self.path / "utilities.json"

@@ -1,5 +1,6 @@
-"""The side tables of a run: dead letters (requests that produced no record) and filtered samples (records
-removed by a filter). Together with the records they account for every request and every sample."""
+"""The side tables of a run: dead letters (requests that produced no record), filtered samples (records
+removed by a filter) and the seed pool the plan drew from. Together with the records they account for every
+request and every sample."""
 
 from __future__ import annotations
 
@@ -26,3 +27,19 @@ class FilteredSample(BaseModel):
     reason: str
     matched_id: str | None = Field(None, description="the sample it duplicates, if any")
     score: float | None = None
+
+
+class SeedRow(BaseModel):
+    """One seed situation of a run's seed pool (`seeds.parquet`): shipped, taken from an input corpus, or
+    proposed by the model in the seed stage. Duplicates stay in the table with the seed they repeat."""
+
+    seed_id: str = Field(description="stable: hash of the pool key and the normalised text")
+    pool: str = Field(description="the pool it belongs to, e.g. a topic, or 'topic/language'")
+    text: str
+    source: str = Field(description="shipped | proposed | the input run or dataset it was taken from")
+    position: int = Field(description="order within its pool (the planner takes seeds in this order)")
+    duplicate_of: str | None = Field(None, description="the seed it repeats (normalised text); not used")
+    request_id: str | None = Field(None, description="the proposal request that produced it")
+    cache_key: str | None = None
+    prompt_template: str | None = Field(None, description="name@version of the proposal template")
+    model: str | None = None

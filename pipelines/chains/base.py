@@ -67,10 +67,14 @@ class Step(ABC):
 
     def request(self, state: SampleState, variables: dict[str, Any],
                 json_schema: dict[str, Any] | None = None, index: int = 0) -> GenerationRequest:
-        """A request rendered from this step's template; its id is stable (sample, step, index)."""
+        """A request rendered from this step's template; its id is stable (sample, step, index). A template
+        with examples shows one, rotated by the plan item's seed and the request's index."""
+        template = self.prompt
+        if template.examples and "example" not in variables:
+            variables = {**variables, "example": template.example(int(state.plan_item.get("seed", 0)) + index)}
         return GenerationRequest(
             request_id=stable_id(state.sample_id, self.name, index),
-            messages=self.prompt.render(**variables),
+            messages=template.render(**variables),
             json_schema=json_schema,
             params=self.chain.generation_params(self.base_name),
             metadata={"plan_item": state.sample_id, "step": self.name, "index": index},
@@ -116,6 +120,8 @@ class Chain(ABC):
     input_kind: ClassVar[str | None] = None  # record kind handed over as `inputs` (--from-run/--from-dataset)
     Params: ClassVar[type[BaseModel]] = NoParams  # validates recipe.params
     step_classes: ClassVar[tuple[Any, ...]] = ()  # Step classes and `repeat.Repeat` groups, in order
+    seed_template: ClassVar[str | None] = None  # the seed stage's prompt, for chains that draw seed situations
+    when_short: ClassVar[str] = "refuse"  # more items than distinct seeds: refuse | cap (recipe may override)
     # plan axis (the plan item's key) -> the record field that carries its value: coverage is counted from the
     # records through these, and a record's field holds exactly what the planner planned
     stratum_fields: ClassVar[dict[str, str]] = {}
@@ -149,7 +155,45 @@ class Chain(ABC):
         return {}
 
     def planned_count(self) -> int:
+        """Plan items this chain can make distinct (input-driven chains: what their inputs give)."""
         return self.recipe.count
+
+    def capacity_note(self) -> str:
+        """What bounds `planned_count`, for the message when the recipe asks for more."""
+        return "the chain's inputs"
+
+    # --- seed situations (pipelines/seeds.py) --------------------------------------------------------------
+
+    input_source: str | None = None  # set by the caller: the run or dataset the inputs came from
+
+    def seed_keys(self, plan_item: dict[str, Any]) -> list[str]:
+        """The seed pools a plan item may draw from (e.g. the topics of its topic group); [] = no seed."""
+        return []
+
+    def shipped_seeds(self) -> dict[str, list[str]]:
+        """Pool key -> the seeds shipped with the chain."""
+        return {}
+
+    def input_seeds(self) -> dict[str, list[str]]:
+        """Pool key -> seeds taken from the input records (e.g. an imported corpus' basic situations)."""
+        return {}
+
+    def seed_variables(self, key: str) -> dict[str, Any]:
+        """Variables of the seed-proposal template for one pool."""
+        return {"topic": key.replace("_", " ")}
+
+    def seed_prompt(self) -> Template:
+        from valuecorpus.pipelines.prompts import load_template
+
+        name = self.recipe.prompts.get("seeds") or self.seed_template
+        if not name:
+            raise TypeError(f"chain '{self.kind}' has no seed-proposal template")
+        return load_template(name, self.recipe.base_dir)
+
+    @staticmethod
+    def seed_text(state: SampleState) -> str:
+        """The plan item's own seed situation."""
+        return str(state.plan_item["seed_situation"]["text"])
 
     def text_of(self, record: Record) -> str:
         """The text that identifies a record's content: deduplication, length and language run on it."""
@@ -162,6 +206,15 @@ class Chain(ABC):
     def check(self, record: Record) -> tuple[str, str] | None:
         """A chain-specific content check: (filter name, reason) to drop the record, or None."""
         return None
+
+    def echo_fields(self, record: Record) -> list[tuple[str, str, bool]]:
+        """(field, text, checked across samples) for the echo filter: each field is checked against the
+        prompt's own text; those marked True also against the same field of the run's other samples."""
+        return [("text", self.text_of(record), False)]
+
+    def distinct_fields(self, record: Record) -> list[tuple[str, str, str, str]]:
+        """(field a, text a, field b, text b): pairs of fields of one record that must not be the same text."""
+        return []
 
     def shared_records(self, kept: list[Record]) -> list[Record]:
         """Records the kept ones refer to and the run must carry once, not per sample (agent cases: their

@@ -1,10 +1,13 @@
 """DailyDilemmas-style dilemmas: seed situation (from the plan) → three-sentence dilemma → negative
 consequence per action → direct and indirect parties → values per party (constrained to the 301-value
-taxonomy) → one reason per value. The five theory labels are looked up in the taxonomy, never generated."""
+taxonomy) → one reason per value. The five theory labels are looked up in the taxonomy, never generated.
+
+Seed situations come from the seed pool (`pipelines/seeds.py`), one pool per topic: the shipped seed actions,
+the basic situations of input dilemmas (`--from-run` / `--from-dataset`, e.g. an imported DailyDilemmas
+version), and seeds the model proposes when the plan needs more. A topic group draws from its topics' pools."""
 
 from __future__ import annotations
 
-import random
 from functools import cache
 from importlib import resources
 from typing import Any, ClassVar
@@ -31,24 +34,27 @@ def topics() -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
-def topic_for(plan_item: dict[str, Any]) -> str:
-    """The plan's topic label; a group name picks one of its topics by the item's seed."""
+def topics_of(plan_item: dict[str, Any]) -> list[str]:
+    """The topics a plan item may draw its seed from: its topic, the topics of its group, or all."""
     data = topics()
     chosen = plan_item.get("topic_group")
-    rng = random.Random(plan_item["seed"])
     if chosen in data["topics"]:
-        return chosen
-    pool = data["groups"][chosen] if chosen in data["groups"] else sorted(data["topics"])
-    return rng.choice(pool)
+        return [chosen]
+    return list(data["groups"][chosen]) if chosen in data["groups"] else sorted(data["topics"])
+
+
+def topic_of_record(record: dict[str, Any]) -> str | None:
+    """The topic label of a dilemma record (imported ones carry DailyDilemmas' topic label and number)."""
+    data = topics()["topics"]
+    label = record.get("topic_group")
+    if label in data:
+        return str(label)
+    by_id = {v["id"]: k for k, v in data.items()}
+    return by_id.get(record.get("topic")) if isinstance(record.get("topic"), int) else None
 
 
 def group_of(topic: str) -> str:
     return next((g for g, members in sorted(topics()["groups"].items()) if topic in members), topic)
-
-
-def seed_action(plan_item: dict[str, Any], topic: str) -> str:
-    rng = random.Random(plan_item["seed"] + 1)
-    return rng.choice(topics()["topics"][topic]["seeds"])
 
 
 class Params(BaseModel):
@@ -106,8 +112,8 @@ class SituationStep(Step):
     template = "dilemmas/situation"
 
     def requests(self, state: SampleState) -> list[GenerationRequest]:
-        topic = topic_for(state.plan_item)
-        action = seed_action(state.plan_item, topic)
+        seed = state.plan_item["seed_situation"]
+        topic, action = seed["pool"], seed["text"]
         state.data.update(topic=topic, basic_situation=action)
         schema = model_json_schema(SituationOut)
         for key in ("action", "alternative"):
@@ -239,9 +245,34 @@ class ReasonsStep(_PerAction):
 class DilemmaChain(Chain):
     kind = "dilemmas"
     record_kinds = ("dilemma",)
+    input_kind = "dilemma"  # input dilemmas give their basic situations as seeds
     Params = Params
     step_classes = (SituationStep, ConsequenceStep, PartiesStep, ValuesStep, ReasonsStep)
     stratum_fields: ClassVar[dict[str, str]] = {"topic_group": "topic_group"}
+    seed_template = "dilemmas/seeds"
+
+    def seed_keys(self, plan_item: dict[str, Any]) -> list[str]:
+        return topics_of(plan_item)
+
+    def shipped_seeds(self) -> dict[str, list[str]]:
+        return {name: list(t["seeds"]) for name, t in topics()["topics"].items()}
+
+    def input_seeds(self) -> dict[str, list[str]]:
+        """Input basic situations by topic. Situations without a topic (DailyDilemmas' `dilemma.csv`) are
+        dealt in turn to the topics the recipe plans over, so each stratum gets its share."""
+        groups = self.recipe.strata.topic_groups or [None]
+        planned = sorted({t for g in groups for t in topics_of({"topic_group": g})})
+        out: dict[str, list[str]] = {}
+        loose = 0
+        for record in sorted(self.inputs, key=lambda r: str(r.get("id"))):
+            text = record.get("basic_situation")
+            if not text:
+                continue
+            topic = topic_of_record(record)
+            if topic is None:
+                topic, loose = planned[loose % len(planned)], loose + 1
+            out.setdefault(topic, []).append(str(text))
+        return out
 
     @classmethod
     def validate_recipe(cls, recipe: Any) -> list[tuple[str, str]]:
@@ -302,3 +333,23 @@ class DilemmaChain(Chain):
     def text_of(self, record: Record) -> str:
         assert isinstance(record, Dilemma)
         return record.dilemma_situation
+
+    def echo_fields(self, record: Record) -> list[tuple[str, str, bool]]:
+        assert isinstance(record, Dilemma)
+        out = [("dilemma_situation", record.dilemma_situation, False)]
+        for a in record.actions:
+            t = a.action_type
+            out += [(f"action ({t})", a.action, False), (f"negative_consequence ({t})", a.negative_consequence, True)]
+            out += [(f"reason ({t})", r, False) for r in [*a.reason_direct, *a.reason_indirect]]
+            out += [(f"party ({t})", p, False) for p in [*a.parties_direct, *a.parties_indirect]]
+        return out
+
+    def distinct_fields(self, record: Record) -> list[tuple[str, str, str, str]]:
+        assert isinstance(record, Dilemma)
+        by_type = {a.action_type: a for a in record.actions}
+        if set(by_type) != set(ACTION_TYPES):
+            return []
+        a, b = by_type["to_do"], by_type["not_to_do"]
+        return [("action (to_do)", a.action, "action (not_to_do)", b.action),
+                ("negative_consequence (to_do)", a.negative_consequence,
+                 "negative_consequence (not_to_do)", b.negative_consequence)]

@@ -131,9 +131,16 @@ class OutcomeComparisonChain(Chain):
                               "dataset of outcomes) or list them in params.outcomes")
         return {"outcome_pair": pair_axis(outcomes, self.params.max_pairs, self.recipe.seed)}
 
+    when_short = "cap"  # every pair once: the recipe's count is an upper bound
+
     def planned_count(self) -> int:
         n = len(self.outcomes())
         return min(self.recipe.count, n * (n - 1) // 2, self.params.max_pairs)
+
+    def capacity_note(self) -> str:
+        n = len(self.outcomes())
+        return (f"{n} outcomes give {n * (n - 1) // 2} distinct pairs (params.max_pairs: "
+                f"{self.params.max_pairs}), each asked in both orders")
 
     def finish(self, state: SampleState) -> list[Record]:
         pair, counts = state.plan_item["outcome_pair"], state.data["counts"]
@@ -151,6 +158,9 @@ class OutcomeComparisonChain(Chain):
                 model=state.models[0] if state.models else None,
             ))
         return records
+
+    def echo_fields(self, record: Record) -> list[tuple[str, str, bool]]:
+        return []  # the outcome texts are the inputs, and the answers are letters
 
     def text_of(self, record: Record) -> str:
         assert isinstance(record, OutcomeComparison)

@@ -8,8 +8,11 @@ inputs the chain first writes a short case per plan item (from its topic group).
 from __future__ import annotations
 
 import re
+from functools import cache
+from importlib import resources
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from valuecorpus.pipelines.chains.base import Chain, SampleState, Step
@@ -37,6 +40,15 @@ VARIANTS: tuple[tuple[str, str, GoldAnswers], ...] = (
 CATEGORY_TERMS = ["straightforward", "simple contrast", "swayed", "half-shift", "half shift", "false-shift",
                   "false shift", "gold answer"]
 _SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+
+
+@cache
+def seed_cases() -> dict[str, list[str]]:
+    path = resources.files("valuecorpus.pipelines.chains") / "data" / "perspective_cases.yaml"
+    return yaml.safe_load(path.read_text("utf-8"))["fields"]
+
+
+DEFAULT_FIELD = "professional life"
 
 
 def sentence_count(text: str) -> int:
@@ -87,8 +99,9 @@ class SituationStep(Step):
         schema = model_json_schema(SituationOut)
         schema["properties"]["situation"].update(minLength=40, maxLength=600)
         bound_strings(schema, self.chain.generation_params(self.name).max_tokens)
-        topic = str(state.plan_item.get("topic_group") or "professional life")
-        return [self.request(state, {"topic": topic.replace("_", " ")}, schema)]
+        topic = str(state.plan_item.get("topic_group") or DEFAULT_FIELD)
+        return [self.request(state, {"topic": topic.replace("_", " "), "seed": self.chain.seed_text(state)},
+                             schema)]
 
     def absorb(self, state: SampleState, results: list[GenerationResult]) -> SampleState:
         if results:
@@ -147,6 +160,18 @@ class PerspectiveChain(Chain):
     input_kind = "dilemma"
     Params = Params
     step_classes = (SituationStep, ActionStep, DescriptionStep)
+    seed_template = "perspectives/seeds"
+    when_short = "cap"  # with input dilemmas, one item per dilemma: the recipe's count is an upper bound
+
+    def seed_keys(self, plan_item: dict[str, Any]) -> list[str]:
+        """Without input dilemmas, a seed case per item from the pool of its field."""
+        return [] if self.inputs else [str(plan_item.get("topic_group") or DEFAULT_FIELD)]
+
+    def shipped_seeds(self) -> dict[str, list[str]]:
+        return {} if self.inputs else {k: list(v) for k, v in seed_cases().items()}
+
+    def capacity_note(self) -> str:
+        return f"one item per input dilemma ({len(self.inputs)} handed over)"
 
     @classmethod
     def validate_recipe(cls, recipe: Any) -> list[tuple[str, str]]:
@@ -178,6 +203,10 @@ class PerspectiveChain(Chain):
     def text_of(self, record: Record) -> str:
         assert isinstance(record, Perspective)
         return record.description
+
+    def echo_fields(self, record: Record) -> list[tuple[str, str, bool]]:
+        assert isinstance(record, Perspective)
+        return [("description", record.description, False)]
 
     def leakage(self, record: Record) -> list[tuple[str, list[str]]]:
         assert isinstance(record, Perspective)

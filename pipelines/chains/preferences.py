@@ -32,7 +32,7 @@ DPO_COLUMNS = ("prompt", "chosen", "rejected")
 
 
 @cache
-def topics() -> dict[str, dict[str, str]]:
+def topics() -> dict[str, dict[str, Any]]:
     path = resources.files("valuecorpus.pipelines.chains") / "data" / "preference_topics.yaml"
     return yaml.safe_load(path.read_text("utf-8"))["topics"]
 
@@ -80,7 +80,7 @@ def sides(state: SampleState, params: Params) -> dict[str, Any]:
 
 
 def _topic(state: SampleState) -> str:
-    return state.plan_item.get("topic_group") or sorted(topics())[state.plan_item["seed"] % len(topics())]
+    return str(state.plan_item["seed_situation"]["pool"])
 
 
 def _language(state: SampleState) -> str:
@@ -94,8 +94,10 @@ class QuestionStep(Step):
     def requests(self, state: SampleState) -> list[GenerationRequest]:
         topic = _topic(state)
         state.data["topic"] = topic
+        situation = self.chain.seed_text(state)
+        state.data["situation"] = situation
         variables = {"topic": topic.replace("_", " "), "position": topics()[topic]["position"],
-                     "language": _language(state)}
+                     "situation": situation, "language": _language(state)}
         return [self.request(state, variables, bound_chars(model_json_schema(QuestionOut), 300))]
 
     def absorb(self, state: SampleState, results: list[GenerationResult]) -> SampleState:
@@ -152,6 +154,17 @@ class PreferencePairChain(Chain):
     Params = Params
     step_classes = (QuestionStep, ResponsesStep, StanceStep)
     stratum_fields: ClassVar[dict[str, str]] = {"topic_group": "topic"}
+    seed_template = "preferences/seeds"
+
+    def seed_keys(self, plan_item: dict[str, Any]) -> list[str]:
+        chosen = plan_item.get("topic_group")
+        return [chosen] if chosen else sorted(topics())
+
+    def shipped_seeds(self) -> dict[str, list[str]]:
+        return {name: list(t.get("situations") or []) for name, t in topics().items()}
+
+    def seed_variables(self, key: str) -> dict[str, Any]:
+        return {"topic": key.replace("_", " "), "position": topics()[key]["position"]}
 
     @classmethod
     def validate_recipe(cls, recipe: Any) -> list[tuple[str, str]]:
@@ -173,6 +186,10 @@ class PreferencePairChain(Chain):
     def text_of(self, record: Record) -> str:
         assert isinstance(record, PreferencePair)
         return f"{record.prompt}\n{record.chosen}"
+
+    def echo_fields(self, record: Record) -> list[tuple[str, str, bool]]:
+        assert isinstance(record, PreferencePair)
+        return [("prompt", record.prompt, True), ("chosen", record.chosen, True), ("rejected", record.rejected, True)]
 
     def check(self, record: Record) -> tuple[str, str] | None:
         assert isinstance(record, PreferencePair)

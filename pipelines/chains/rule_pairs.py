@@ -175,8 +175,14 @@ class RulePairChain(Chain):
                 f"[{self.params.min_similarity}, {self.params.max_similarity})")
         return {"rule_pair": pairs}
 
+    when_short = "cap"  # one item per candidate pair: the recipe's count is an upper bound
+
     def planned_count(self) -> int:
         return min(self.recipe.count, len(self._pairs())) if self.inputs else self.recipe.count
+
+    def capacity_note(self) -> str:
+        return (f"the {len(self.inputs)} value rules give {len(self._pairs())} candidate pairs in the similarity "
+                f"band [{self.params.min_similarity}, {self.params.max_similarity})")
 
     def finish(self, state: SampleState) -> list[Record]:
         pair, d = state.plan_item["rule_pair"], state.data
@@ -194,6 +200,10 @@ class RulePairChain(Chain):
     def text_of(self, record: Record) -> str:
         assert isinstance(record, RulePairDilemma)
         return record.scene
+
+    def echo_fields(self, record: Record) -> list[tuple[str, str, bool]]:
+        assert isinstance(record, RulePairDilemma)
+        return [("scene", record.scene, False), *((f"option ({o.follows})", o.text, False) for o in record.options)]
 
     def check(self, record: Record) -> tuple[str, str] | None:
         assert isinstance(record, RulePairDilemma)

@@ -43,9 +43,21 @@ class CacheOnly:
         return outcomes
 
 
+def initial_state(item: dict[str, Any]) -> SampleState:
+    """The state of one plan item; a proposed seed's request already belongs to its provenance."""
+    state = SampleState(sample_id=item["sample_id"], plan_item=item)
+    seed = item.get("seed_situation")
+    if isinstance(seed, dict) and seed.get("cache_key"):
+        state.cache_keys.append(seed["cache_key"])
+        name, _, version = str(seed.get("prompt_template") or "").partition("@")
+        if name:
+            state.prompt_versions[name] = version
+    return state
+
+
 def initial_states(items: list[dict[str, Any]]) -> list[SampleState]:
     """One state per plan item."""
-    return [SampleState(sample_id=it["sample_id"], plan_item=it) for it in items]
+    return [initial_state(it) for it in items]
 
 
 def prepare(step: Step, state: SampleState) -> tuple[SampleState, list[GenerationRequest]]:

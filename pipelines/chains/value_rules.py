@@ -8,7 +8,6 @@ so every filtered rule is in the run's filtered table; the later steps skip such
 
 from __future__ import annotations
 
-import random
 from functools import cache
 from importlib import resources
 from typing import Any, ClassVar, Literal
@@ -40,11 +39,14 @@ def taxonomy() -> Any:
     return load_taxonomy(TAXONOMY)
 
 
+def pool_key(topic: str, language: str) -> str:
+    return f"{topic}/{language}"
+
+
 def seed_scene(plan_item: dict[str, Any]) -> tuple[str, str]:
-    """(topic, seed) for a plan item: the plan's topic (or one picked by the item's seed), then a seed of it."""
-    rng = random.Random(plan_item["seed"])
-    topic = plan_item.get("topic_group") or rng.choice(sorted(scenes()))
-    return topic, rng.choice(scenes()[topic][plan_item.get("language") or "zh"])
+    """(topic, seed) for a plan item: the seed situation the planner gave it, and the topic of its pool."""
+    seed = plan_item["seed_situation"]
+    return seed["pool"].rsplit("/", 1)[0], seed["text"]
 
 
 class Params(BaseModel):
@@ -290,6 +292,20 @@ class ValueRuleChain(Chain):
     step_classes = (SceneStep, RuleStep, RefineStep, RelevanceStep, ClassifyStep, LabelStep, RewriteStep,
                     TranslateStep)
     stratum_fields: ClassVar[dict[str, str]] = {"language": "language"}
+    seed_template = "value_rules/seeds"
+
+    def seed_keys(self, plan_item: dict[str, Any]) -> list[str]:
+        """Seed scenes are written per language: the pools of the item's topic (or of every topic)."""
+        language = plan_item.get("language") or "zh"
+        chosen = plan_item.get("topic_group")
+        return [pool_key(t, language) for t in ([chosen] if chosen else sorted(scenes()))]
+
+    def shipped_seeds(self) -> dict[str, list[str]]:
+        return {pool_key(t, lang): list(seeds) for t, by_lang in scenes().items() for lang, seeds in by_lang.items()}
+
+    def seed_variables(self, key: str) -> dict[str, Any]:
+        topic, lang = key.rsplit("/", 1)
+        return {"topic": topic.replace("_", " "), "language": LANGUAGE_NAMES.get(lang, lang)}
 
     @classmethod
     def validate_recipe(cls, recipe: Any) -> list[tuple[str, str]]:
@@ -322,6 +338,11 @@ class ValueRuleChain(Chain):
     def text_of(self, record: Record) -> str:
         assert isinstance(record, ValueRule)
         return record.rule
+
+    def echo_fields(self, record: Record) -> list[tuple[str, str, bool]]:
+        assert isinstance(record, ValueRule)
+        return [("rule", record.rule, False), ("scene", record.scene, True),
+                ("translation", record.translation or "", False)]
 
     def check(self, record: Record) -> tuple[str, str] | None:
         assert isinstance(record, ValueRule)

@@ -103,7 +103,46 @@ class CacheStats:
     old_scheme: int = 0  # entries keyed under an older scheme: kept, never hit
 
 
-class ResponseCache:
+class BackgroundWriter:
+    """One writer thread fed by a queue, so a put never waits for storage. `flush()` returns once everything
+    queued before it is written; a writer's failure surfaces on the next put or flush. Subclasses write in
+    `_write_loop` (a `threading.Event` in the queue is a flush barrier, `None` stops the loop)."""
+
+    _writer_name = "engine-cache-writer"
+
+    def _init_writer(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _check_writer(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"cache writer failed: {self._error}") from self._error
+
+    def _enqueue(self, item: Any) -> None:
+        self._check_writer()
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_loop, name=self._writer_name, daemon=True)
+            self._writer.start()
+        self._queue.put(item)
+
+    def _write_loop(self) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Write everything queued so far. The writer keeps running: other runs of the same engine (Beam
+        bundles on the engine's thread) may be putting answers at the same time."""
+        writer = self._writer
+        if writer is not None:
+            done = threading.Event()
+            self._queue.put(done)
+            while not done.wait(0.5):
+                if not writer.is_alive():
+                    break
+        self._check_writer()
+
+
+class ResponseCache(BackgroundWriter):
     """Lookups from the calling thread, writes from one background writer thread."""
 
     def __init__(self, folder: str | Path, commit_interval_s: float = 0.05, commit_batch: int = 512) -> None:
@@ -119,10 +158,7 @@ class ResponseCache:
         self._read.execute("PRAGMA cache_size=-65536")
         self._interval = commit_interval_s
         self._batch = commit_batch
-        self._queue: queue.SimpleQueue[tuple[str, str, str, float, bytes, int] | threading.Event | None] = (
-            queue.SimpleQueue())
-        self._writer: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._init_writer()
         self._closed = False
 
     # ---- reads
@@ -147,12 +183,7 @@ class ResponseCache:
 
     # ---- writes
     def put(self, key: str, model: str, endpoint: str, value: dict[str, Any]) -> None:
-        if self._error is not None:
-            raise RuntimeError(f"cache writer failed: {self._error}") from self._error
-        if self._writer is None:
-            self._writer = threading.Thread(target=self._write_loop, name="engine-cache-writer", daemon=True)
-            self._writer.start()
-        self._queue.put((key, model, endpoint, time.time(), orjson.dumps(value), KEY_SCHEME))
+        self._enqueue((key, model, endpoint, time.time(), orjson.dumps(value), KEY_SCHEME))
 
     def _write_loop(self) -> None:
         conn = connect(self.path)
@@ -192,19 +223,6 @@ class ResponseCache:
         finally:
             conn.close()
 
-    def flush(self) -> None:
-        """Commit everything queued so far. The writer keeps running: other runs of the same engine (Beam
-        bundles on the engine's thread) may be putting answers at the same time."""
-        writer = self._writer
-        if writer is not None:
-            done = threading.Event()
-            self._queue.put(done)
-            while not done.wait(0.5):
-                if not writer.is_alive():
-                    break
-        if self._error is not None:
-            raise RuntimeError(f"cache writer failed: {self._error}") from self._error
-
     def close(self) -> None:
         if self._closed:
             return
@@ -214,8 +232,7 @@ class ResponseCache:
             self._writer = None
         self._read.close()
         self._closed = True
-        if self._error is not None:
-            raise RuntimeError(f"cache writer failed: {self._error}") from self._error
+        self._check_writer()
 
     # ---- maintenance (the `valuecorpus cache` command)
     def stats(self) -> CacheStats:

@@ -297,9 +297,12 @@ class Engine:
         with paused_collections():  # up to the first miss (all of a cached job) only acyclic objects are made
             first = next(misses, None)
         if first is not None:
-            self._ensure_backend()
+            backend = self._ensure_backend()
             assert self._limiter is not None
-            watcher = asyncio.ensure_future(self._limiter.watch_loop_lag()) if self.config.adaptive else None
+            # the lag watcher wakes the loop 50 times a second: only worth it where the window can adapt (not
+            # for the embedded model, one call at a time, whose thread would share the GIL with it)
+            adapts = self.config.adaptive and (backend.max_concurrency or 2) > 1
+            watcher = asyncio.ensure_future(self._limiter.watch_loop_lag()) if adapts else None
             try:
                 await self._send(first, misses, outcomes)
             finally:

@@ -21,12 +21,14 @@ from typing import Any
 
 import orjson
 
-from valuecorpus.pipelines.engine.cache import KEY_SCHEME, CacheStats
+from valuecorpus.pipelines.engine.cache import KEY_SCHEME, BackgroundWriter, CacheStats
 
 _PUT_BATCH = 256
 
 
-class ObjectCache:
+class ObjectCache(BackgroundWriter):
+    _writer_name = "engine-object-cache"
+
     def __init__(self, folder: str) -> None:
         from fsspec.core import url_to_fs
 
@@ -34,9 +36,7 @@ class ObjectCache:
         self.fs, self.root = url_to_fs(self.url)
         self.root = self.root.rstrip("/")
         self.path = self.url
-        self._queue: queue.SimpleQueue[tuple[str, bytes] | threading.Event | None] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._init_writer()
         self._recent: dict[str, dict[str, Any]] = {}  # queued, not yet written: lookups see them at once
         self._lock = threading.Lock()
 
@@ -75,16 +75,12 @@ class ObjectCache:
 
     # ---- writes
     def put(self, key: str, model: str, endpoint: str, value: dict[str, Any]) -> None:
-        if self._error is not None:
-            raise RuntimeError(f"cache writer failed: {self._error}") from self._error
+        self._check_writer()
         with self._lock:
             self._recent[key] = value
-        if self._writer is None:
-            self._writer = threading.Thread(target=self._write_loop, name="engine-object-cache", daemon=True)
-            self._writer.start()
         blob = orjson.dumps({"key": key, "model": model, "endpoint": endpoint, "created": time.time(),
                              "scheme": KEY_SCHEME, "value": value})
-        self._queue.put((key, blob))
+        self._enqueue((key, blob))
 
     def _write_loop(self) -> None:
         stop = False
@@ -119,17 +115,6 @@ class ObjectCache:
             finally:
                 for barrier in barriers:
                     barrier.set()
-
-    def flush(self) -> None:
-        writer = self._writer
-        if writer is not None:
-            done = threading.Event()
-            self._queue.put(done)
-            while not done.wait(0.5):
-                if not writer.is_alive():
-                    break
-        if self._error is not None:
-            raise RuntimeError(f"cache writer failed: {self._error}") from self._error
 
     def close(self) -> None:
         if self._writer is not None:

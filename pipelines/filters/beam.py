@@ -4,7 +4,12 @@ holds the run's records in one element.
     (record, language) → PerRecord → ExactGroups (GroupByKey on the normalised text hash; the smallest id of
     each group represents it) → Signatures (MinHash of each representative and of each published text)
     → Bands (GroupByKey per LSH band: the candidate pairs) → Verify (joined with both signatures: the
-    estimated Jaccard) → Resolve → Decide (joined back with each group).
+    estimated Jaccard) → Resolve → Decide (joined back with each group) → Repeats (the echo filter's
+    cross-sample check: GroupByKey on each field's text hash, the smallest id keeps the text, joined back by
+    record id) → DropDependents.
+
+`PerRecord` includes the echo filter's per-record checks (the prompt's own text, indexed in `setup()` on each
+worker; the same text twice in a record).
 
 `Resolve` is the one step that sees the whole run, and it sees only the verified duplicate pairs (as
 datatrove's MinHash clustering stage does): it replays `apply_filters`'s rule, in id order — a text is a
@@ -22,6 +27,7 @@ import apache_beam as beam
 import numpy as np
 
 from valuecorpus.pipelines.filters.core import _per_record, near_duplicate_reason
+from valuecorpus.pipelines.filters.echo import PromptEcho, prompt_echo, repeat_hit, repeat_keys, sample_of
 from valuecorpus.pipelines.filters.minhash import SIG_DTYPE, band_keys, jaccard, lsh_params, minhash_values
 from valuecorpus.pipelines.filters.text import text_hash
 from valuecorpus.schemas.run_tables import FilteredSample
@@ -46,10 +52,15 @@ class _PerRecord(beam.DoFn):
 
     def __init__(self, chain: Chain) -> None:
         self.chain = chain
+        self.echo: PromptEcho | None = None
+
+    def setup(self) -> None:
+        # the prompt strings, indexed once per worker (not pickled into the pipeline)
+        self.echo = prompt_echo(self.chain) if self.chain.recipe.filters.echo.enabled else None
 
     def process(self, element: tuple[Any, str]) -> Iterator[Any]:
         record, language = element
-        dropped = _per_record(self.chain, record, language)
+        dropped = _per_record(self.chain, record, language, self.echo)
         if dropped:
             yield beam.pvalue.TaggedOutput(FILTERED, _filtered(record, dropped[0], dropped[1], score=dropped[2]))
             return
@@ -206,11 +217,61 @@ class FilterRecords(beam.PTransform):
                    | "Decide" >> beam.FlatMap(_decide).with_outputs(FILTERED, main=KEPT))
         filtered_parts.append(decided[FILTERED])
         kept = (checked[KEPT], decided[KEPT]) | "Kept" >> beam.Flatten()
+        if f.echo.enabled:
+            kept, repeated = kept | "Repeats" >> _DropRepeated(chain)
+            filtered_parts.append(repeated)
         filtered = tuple(filtered_parts) | "Filtered" >> beam.Flatten()
         if type(chain).depends_on is not _base_depends_on():
             kept, dependents = kept | "DropDependents" >> _DropDependents(chain, filtered)
             filtered = (filtered, dependents) | "WithDependents" >> beam.Flatten()
         return kept, filtered
+
+
+def _holders(element: tuple[Any, Iterable[tuple[str, str]]]) -> Iterator[tuple[str, tuple[Any, tuple[str, str]]]]:
+    """One (field kind, text hash) group: the smallest id holds the text; every record of another sample in
+    the group is told (record id → (key, holder)). Records told nothing keep all their texts."""
+    key, holders = element
+    members = sorted(set(holders))
+    first = members[0]
+    for record_id, sample in members[1:]:
+        if sample != first[1]:
+            yield record_id, (key, first)
+
+
+class _DropRepeated(beam.PTransform):
+    """The echo filter's cross-sample check (`echo.drop_repeated`): a GroupByKey on each field's text hash finds
+    the smallest id that wrote it, and a join by record id tells the others; no step holds the run."""
+
+    def __init__(self, chain: Chain) -> None:
+        super().__init__()
+        self.chain = chain
+
+    def expand(self, kept: Any) -> Any:
+        chain = self.chain
+        min_words = chain.recipe.filters.echo.min_words
+
+        def keys(record: Any) -> Iterator[tuple[Any, tuple[str, str]]]:
+            for key in dict.fromkeys(repeat_keys(chain, record, min_words)):
+                yield key, (record.id, sample_of(record))
+
+        def decide(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
+            _id, joined = element
+            first = {tuple(key): tuple(holder) for key, holder in joined["first"]}
+            for record in joined["record"]:
+                hit = repeat_hit(chain, record, min_words, first)  # type: ignore[arg-type]
+                if hit is None:
+                    yield record
+                else:
+                    yield beam.pvalue.TaggedOutput(FILTERED, _filtered(record, "echo", hit[0], matched=hit[1]))
+
+        told = (kept
+                | "FieldTexts" >> beam.FlatMap(keys)
+                | "ByFieldText" >> beam.GroupByKey()
+                | "FirstHolder" >> beam.FlatMap(_holders))
+        decided = ({"record": kept | "ById" >> beam.Map(lambda r: (r.id, r)), "first": told}
+                   | "JoinHolders" >> beam.CoGroupByKey()
+                   | "DecideRepeats" >> beam.FlatMap(decide).with_outputs(FILTERED, main=KEPT))
+        return decided[KEPT], decided[FILTERED]
 
 
 def _base_depends_on() -> Any:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from valuecorpus.pipelines.filters.echo import PromptEcho, drop_repeated, echo_in_record, prompt_echo
 from valuecorpus.pipelines.filters.minhash import candidate_pairs, jaccard, lsh_params, minhash_signatures
 from valuecorpus.pipelines.filters.text import find_terms, language_confidence, text_hash
 from valuecorpus.schemas.records import Record
@@ -38,7 +39,8 @@ def _schema_problem(record: Record) -> str | None:
     return None
 
 
-def _per_record(chain: Chain, record: Record, language: str) -> tuple[str, str, float | None] | None:
+def _per_record(chain: Chain, record: Record, language: str, echo: PromptEcho | None = None
+                ) -> tuple[str, str, float | None] | None:
     """The first per-record filter that drops the record: (filter, reason, score)."""
     f = chain.recipe.filters
     if f.schema_validity and (problem := _schema_problem(record)):
@@ -58,6 +60,8 @@ def _per_record(chain: Chain, record: Record, language: str) -> tuple[str, str, 
         for leak_text, terms in chain.leakage(record):
             if found_terms := find_terms(leak_text, terms):
                 return "leakage", f"names {', '.join(repr(t) for t in found_terms[:5])}", None
+    if echo is not None and (why := echo_in_record(chain, record, echo)):
+        return "echo", why, None
     return None
 
 
@@ -68,9 +72,10 @@ def apply_filters(chain: Chain, records: list[Record], published: list[tuple[str
     f = chain.recipe.filters
     out = FilterResult()
     survivors: list[Record] = []
+    echo = prompt_echo(chain) if f.echo.enabled and records else None
     for record in sorted(records, key=lambda r: r.id):  # order-independent: smallest id wins a duplicate
         lang = (languages or {}).get(record.provenance.plan_item or "", "en")
-        if dropped := _per_record(chain, record, lang):
+        if dropped := _per_record(chain, record, lang, echo):
             _drop(out, record, dropped[0], dropped[1], score=dropped[2])
         else:
             survivors.append(record)
@@ -101,6 +106,10 @@ def apply_filters(chain: Chain, records: list[Record], published: list[tuple[str
             near.add(key, record.id)
         seen.setdefault(key, record.id)
         out.kept.append(record)
+    if f.echo.enabled:  # a field repeated across samples: over what the duplicate filters kept
+        out.kept, repeated = drop_repeated(chain, out.kept, f.echo.min_words)
+        for record, reason, matched in repeated:
+            _drop(out, record, "echo", reason, matched=matched)
     _drop_dependents(chain, out)
     return out
 

@@ -106,9 +106,11 @@ def test_curator_finds_values_types_safely_edits_one_word_and_submits(label_stud
     # the run's values are pre-selected; a value is found by typing part of its name
     assert _selected_values(page) == ["Doing it / friendship", "Doing it / trust", "Not doing it / honesty"]
     page.locator(".ant-select-selector").first.click()
-    page.locator(f"{DROPDOWN} input[name=taxonomy-search-input]").wait_for(timeout=30_000)
-    page.keyboard.type("oyal")
-    page.wait_for_timeout(1000)
+    search = page.locator(f"{DROPDOWN} input[name=taxonomy-search-input]")
+    search.wait_for(timeout=30_000)
+    search.press_sequentially("oyal")  # focuses the search box itself, then types
+    # the tree filters after a debounce and expands the parents of what matches: wait for the match, not a time
+    page.locator(f"{DROPDOWN} .ant-select-tree-title", has_text="loyalty").first.wait_for(timeout=30_000)
     shown = page.locator(f"{DROPDOWN} .ant-select-tree-title").all_inner_texts()
     assert "loyalty" in shown and "honesty" not in shown and "trust" not in shown  # the tree is filtered
     shot = os.environ.get("VALUECORPUS_DOCS_SCREENSHOT")

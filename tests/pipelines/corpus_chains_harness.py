@@ -18,6 +18,7 @@ from valuecorpus.pipelines.engine.probe import _PROBE_PROMPT
 from valuecorpus.pipelines.filters import apply_filters
 from valuecorpus.pipelines.planner import make_plan
 from valuecorpus.pipelines.recipes import load_recipe
+from valuecorpus.pipelines.seeds import seed_plan
 from valuecorpus.schemas.records import Record
 from valuecorpus.schemas.run_tables import DeadLetter, FilteredSample
 
@@ -70,7 +71,7 @@ def run(recipe_ref: str, responder: Any = None, overrides: dict[str, Any] | None
     then filter. Every request the server saw is kept in `requests`."""
     recipe = load_recipe(recipe_ref, overrides)
     chain = chain_class(recipe.kind)(recipe, inputs)
-    plan = make_plan(recipe, chain.extra_axes(), chain.planned_count())
+    skeleton = make_plan(recipe, chain.extra_axes(), chain.planned_count())
     seen: list[dict[str, Any]] = []
 
     def hook(request: dict[str, Any]) -> Any:
@@ -82,13 +83,17 @@ def run(recipe_ref: str, responder: Any = None, overrides: dict[str, Any] | None
 
     cache = str(cache_dir) if cache_dir else None
     if local:
-        with Engine(EngineConfig(backend="local", cache_dir=cache, progress=False)) as engine:
+        config = EngineConfig(backend="local", cache_dir=cache, progress=False)
+        plan, _pool, _report = seed_plan(chain, skeleton, config)  # the seed stage, as `generate` runs it
+        with Engine(config) as engine:
             records, dead, states = execute(chain, initial_states(plan), engine)
     else:
-        with FakeServer(FakeServerConfig(responder=hook)) as server, Engine(EngineConfig(
-                backend="openai", base_url=server.base_url, model="fake-model", cache_dir=cache,
-                progress=False, backoff_base_s=0.01)) as engine:
-            records, dead, states = execute(chain, initial_states(plan), engine)
+        with FakeServer(FakeServerConfig(responder=hook)) as server:
+            config = EngineConfig(backend="openai", base_url=server.base_url, model="fake-model", cache_dir=cache,
+                                  progress=False, backoff_base_s=0.01)
+            plan, _pool, _report = seed_plan(chain, skeleton, config)
+            with Engine(config) as engine:
+                records, dead, states = execute(chain, initial_states(plan), engine)
     languages = {it["sample_id"]: it["language"] for it in plan if "language" in it}
     result = apply_filters(chain, records, [], languages)
     return ChainRun(chain, plan, records, dead, result.kept, result.filtered, states, seen)

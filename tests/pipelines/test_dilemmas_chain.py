@@ -8,7 +8,7 @@ from pathlib import Path
 
 from canned import Responder
 
-from valuecorpus.pipelines.chains.dilemmas import THEORIES, seed_action, topic_for, topics
+from valuecorpus.pipelines.chains.dilemmas import THEORIES, topics, topics_of
 from valuecorpus.pipelines.chains.perspectives import VARIANTS
 from valuecorpus.pipelines.planner import read_plan
 from valuecorpus.pipelines.prompts import load_template
@@ -31,6 +31,7 @@ def test_dilemmas_recipe_records_match_model_and_taxonomy(cli, home: Path, fake_
     plan = {it["sample_id"]: it for it in read_plan(layout.plan)}
     records = layout.read_records("records/dilemma")
     assert len(plan) == 8 and manifest.dead_letters == 0
+    assert len({it["seed_situation"]["id"] for it in plan.values()}) == 8  # a seed of its own per item
     assert manifest.counts["dilemma"] + manifest.filtered == 8 and len(records) == manifest.counts["dilemma"]
     assert len(records) >= 6
 
@@ -42,9 +43,11 @@ def test_dilemmas_recipe_records_match_model_and_taxonomy(cli, home: Path, fake_
         assert isinstance(rec, Dilemma)
         Dilemma.model_validate(rec.model_dump())
         item = plan[rec.id]  # the record id is the plan item's id
-        topic = topic_for(item)
+        seed = item["seed_situation"]  # the plan item's own seed, from the pool of one of its topics
+        topic = seed["pool"]
+        assert topic in topics_of(item) and seed["source"] == "shipped"
         assert rec.topic_group == topic and rec.topic == topics()["topics"][topic]["id"]
-        assert rec.basic_situation == seed_action(item, topic)
+        assert rec.basic_situation == seed["text"] and seed["text"] in topics()["topics"][topic]["seeds"]
         assert rec.dilemma_situation.endswith("?") and rec.dilemma_situation.count(". ") >= 2
         assert [a.action_type for a in rec.actions] == ["to_do", "not_to_do"]
         for action in rec.actions:

@@ -83,10 +83,14 @@ def test_bad_recipe_through_the_cli(cli, tmp_path: Path) -> None:
 
 def test_templates_are_strict_and_versioned(tmp_path: Path) -> None:
     tmpl = load_template("dilemmas/situation")
-    messages = tmpl.render(topic="work", seed_action="taking initiative", language="en")
+    example = tmpl.example(1)  # worked examples rotate: the n-th request of a plan shows the n-th (cyclically)
+    assert len(tmpl.examples) >= 2 and example != tmpl.example(0) and example == tmpl.example(1 + len(tmpl.examples))
+    messages = tmpl.render(topic="work", seed_action="taking initiative", language="en", example=example)
     assert [m["role"] for m in messages] == ["system", "user"] and "taking initiative" in messages[1]["content"]
+    assert example["answer"]["background"] in messages[1]["content"]
+    assert example["answer"]["background"] in tmpl.literal_texts()  # what the echo filter compares against
     with pytest.raises(RecipeError, match="'seed_action' is undefined"):
-        tmpl.render(topic="work", language="en")
+        tmpl.render(topic="work", language="en", example=example)
     own = tmp_path / "mine.yaml"
     own.write_text("user: Hello {{ name }}\n", encoding="utf-8")
     first = load_template(str(own)).version

@@ -44,9 +44,10 @@ INPUT_KINDS = {"perspectives": "dilemma", "rule_pair_dilemmas": "value_rule", "o
 
 
 def _inputs(recipe: Recipe, home: DataHome, from_run: str | None, from_dataset: str | None
-            ) -> tuple[list[dict[str, Any]], list[str]]:
+            ) -> tuple[list[dict[str, Any]], list[str], str | None]:
     """Records a chain builds on (dilemmas for perspectives, value rules for rule pairs, outcomes for
-    comparisons), from a run or the latest published version of a dataset, as plain dicts."""
+    comparisons; dilemmas whose basic situations seed new dilemmas), from a run or the latest published version
+    of a dataset, as plain dicts; with the parent runs and where they came from (`run:ID` / `dataset@vN`)."""
     from valuecorpus.pipelines.chains import chain_class
     from valuecorpus.schemas.errors import NotFoundError, ValueCorpusError
 
@@ -55,7 +56,7 @@ def _inputs(recipe: Recipe, home: DataHome, from_run: str | None, from_dataset: 
     run_ref = from_run or params.get("dilemmas_from_run")
     dataset = from_dataset or params.get("dilemmas_from_dataset")
     if not (run_ref or dataset):
-        return [], []
+        return [], [], None
     if kind is None:
         raise ValueCorpusError(f"--from-run / --from-dataset: recipe kind '{recipe.kind}' takes no input records")
     if run_ref:
@@ -64,11 +65,11 @@ def _inputs(recipe: Recipe, home: DataHome, from_run: str | None, from_dataset: 
         if not layout.has_table(f"records/{kind}"):
             raise NotFoundError(f"run '{run_ref}' has no {kind} records ({layout.records(kind)})")
         rows = layout.read_records(f"records/{kind}")
-        return [r.model_dump(mode="json") for r in rows], [layout.run_id]
-    from valuecorpus.warehouse import load_records
+        return [r.model_dump(mode="json") for r in rows], [layout.run_id], f"run:{layout.run_id}"
+    from valuecorpus.warehouse import latest_version, load_records
 
     rows = load_records(home, dataset, None, kind)
-    return [r.model_dump(mode="json") for r in rows], []
+    return [r.model_dump(mode="json") for r in rows], [], f"{dataset}@v{latest_version(home, dataset)}"
 
 
 def _published_files(recipe: Recipe, home: DataHome) -> tuple[list[str], str | None]:
@@ -96,6 +97,13 @@ def _print_summary(layout: Any) -> None:
     tokens = sum(m.tokens.values())
     print(f"run {m.run_id}: {counts}; filtered {m.filtered}; dead letters {m.dead_letters}; "
           f"{tokens} tokens; ${m.cost_usd:.4f}; {m.timings.get('total_s', 0):.1f} s")
+    seeds = (m.model_extra or {}).get("seed_pool") or {}
+    if seeds.get("distinct_seeds_used") is not None:
+        print(f"  seed situations: {seeds['distinct_seeds_used']} distinct for {seeds['planned']} plan items "
+              f"({', '.join(f'{n} {s}' for s, n in seeds.get('by_source', {}).items())} in the pool; "
+              f"{seeds.get('proposal_requests', 0)} proposal requests)")
+    if seeds.get("note"):
+        print(f"  note: {seeds['note']}")
     print(f"  {layout.path}")
 
 
@@ -161,11 +169,11 @@ def run_generation(args: dict[str, Any], *, refresh: bool = False, run_id: str |
         if refresh:
             raise ValueCorpusError("--batch with --refresh would submit cached requests again: drop --refresh")
         executor = "batch"
-    inputs, parents = _inputs(recipe, home, args.get("from_run"), args.get("from_dataset"))
+    inputs, parents, input_source = _inputs(recipe, home, args.get("from_run"), args.get("from_dataset"))
     published_files, published_ref = _published_files(recipe, home)
     options = GenerateOptions(
         executor=executor, beam_args=beam_args or [], run_id=run_id, inputs=inputs, published_files=published_files,
-        published_ref=published_ref, parent_runs=parents, toolkit_version=toolkit_version(),
+        published_ref=published_ref, parent_runs=parents, input_source=input_source, toolkit_version=toolkit_version(),
         progress=progress and not batch, resume=args, debug=debugging(),
     )
     print(f"generating {recipe.count} × {recipe.kind} with {config.describe()} ({executor})", file=sys.stderr)
@@ -200,7 +208,8 @@ def register(app: typer.Typer) -> None:
                  "beam (always Beam) or loop (a plain loop)."),
         from_run: str | None = typer.Option(
             None, "--from-run",
-            help="Input records of this run (perspectives: dilemmas; rule pairs: value rules; outcomes)."),
+            help="Input records of this run (perspectives: dilemmas; rule pairs: value rules; outcomes; "
+                 "dilemmas: seed situations from their basic situations)."),
         from_dataset: str | None = typer.Option(None, "--from-dataset",
                                                 help="Input records of this dataset's latest version."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress display."),
