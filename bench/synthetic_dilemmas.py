@@ -58,7 +58,7 @@ def _sql(start: int, stop: int) -> str:
           {{'origin': 'generate', 'source_dataset': NULL, 'source_file': NULL, 'source_key': NULL,
             'recipe': 'synthetic', 'run_id': NULL, 'plan_item': substr(md5('synthetic:' || i), 1, 24),
             'seed': i, 'generator_model': 'synthetic', 'endpoint_kind': NULL, 'prompt_templates': [],
-            'taxonomy_versions': ['dailydilemmas_values@1.0.0'], 'cache_keys': [], 'annotations': [],
+            'taxonomy_versions': ['dailydilemmas_values@1.0.0'], 'cache_keys': [], 'annotations': [], 'edits': [],
             'validation': NULL}} AS provenance,
           NULL::BIGINT AS source_idx,
           {_sentence(s, 1, 4)} AS basic_situation,

@@ -2,7 +2,9 @@
 for every version.
 
 View names: a dataset that has only ever held one kind gets `<dataset>` (latest) and `<dataset>__v<N>`; a
-dataset with several kinds gets `<dataset>_<kind>` and `<dataset>_<kind>__v<N>`. The table
+dataset with several kinds gets `<dataset>_<kind>` and `<dataset>_<kind>__v<N>`. Each of those views of a kind
+with value labels has a flat companion `<view>__values` (id, label, taxonomy, value: `value_labels.py`), so a
+value count is `SELECT value, count(*) FROM <dataset>__values GROUP BY value`. The table
 `warehouse_versions` lists every version and kind with its row count and view name (NULL in the rare case
 of a name clash: the dataset that sorts first keeps the name).
 
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from valuecorpus.schemas.errors import ValueCorpusError
 from valuecorpus.schemas.layout import DataHome
+from valuecorpus.warehouse.value_labels import SUFFIX, companion_kind
 from valuecorpus.warehouse.versions import as_home, kind_files, list_datasets, list_versions
 
 if TYPE_CHECKING:
@@ -62,6 +65,7 @@ def plan_views(home: DataHome | str | Path) -> tuple[list[View], dict[View, list
             for kind in info.manifest.kinds:
                 base = dataset if single else f"{dataset}_{kind}"
                 names = [(f"{base}__v{info.version}", False)] + ([(base, True)] if latest else [])
+                companion = kind_files(info, companion_kind(kind))
                 for name, is_latest in names:
                     if name in used:  # e.g. dataset `a_b` vs kind `b` of dataset `a`: the first (sorted) wins
                         continue
@@ -69,6 +73,12 @@ def plan_views(home: DataHome | str | Path) -> tuple[list[View], dict[View, list
                     view = View(name, dataset, kind, info.version, is_latest)
                     views.append(view)
                     files[view] = kind_files(info, kind)
+                    label_name = name + SUFFIX  # the flat value labels (`value_labels.py`), when published
+                    if companion and label_name not in used:
+                        used.add(label_name)
+                        label_view = View(label_name, dataset, companion_kind(kind), info.version, is_latest)
+                        views.append(label_view)
+                        files[label_view] = companion
     return views, files
 
 

@@ -45,6 +45,7 @@ from valuecorpus.warehouse.card import record_languages, render_card
 from valuecorpus.warehouse.changelog import changelog
 from valuecorpus.warehouse.lineage import build_lineage, collect_sources
 from valuecorpus.warehouse.validation.gate import ValidationFailed
+from valuecorpus.warehouse.value_labels import companion_kind, is_companion, write_value_labels
 from valuecorpus.warehouse.versions import (
     CARD,
     MANIFEST,
@@ -159,7 +160,8 @@ def _next_number(dataset_dir: Path) -> int:
 def _content_sha(files: list[FileEntry]) -> str:
     import hashlib
 
-    lines = sorted(f"{f.path} {f.sha256}" for f in files if f.path.startswith("data/"))
+    # the records only: a derived companion adds nothing to what the version holds
+    lines = sorted(f"{f.path} {f.sha256}" for f in files if f.path.startswith("data/") and not is_companion(f.path))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
@@ -208,6 +210,12 @@ def publish(home: DataHome | str | Path, run: RunLayout | str | Path, dataset: s
                 shutil.copyfile(source, tmp / rel)
                 _fsync(tmp / rel)
                 files.append(_file_entry(tmp, rel, rows=rows))
+            # the flat value-label companion, derived from the parts just copied (a GROUP BY needs no unnest)
+            rel = data_path(companion_kind(kind))
+            parts = [tmp / f.path for f in files if f.path.startswith(f"data/{kind}/")]
+            if (label_rows := write_value_labels(kind, parts, tmp / rel)) is not None:
+                _fsync(tmp / rel)
+                files.append(_file_entry(tmp, rel, rows=label_rows))
         for kind in layout.original_kinds():  # a curated run's originals (pre-edit records) travel with the data
             rel = originals_path(kind)
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -30,6 +32,7 @@ from valuecorpus.schemas.layout import (
 )
 from valuecorpus.warehouse.card import render_card
 from valuecorpus.warehouse.lineage import build_lineage, collect_sources
+from valuecorpus.warehouse.value_labels import companion_kind, write_value_labels
 from valuecorpus.warehouse.versions import CARD, MANIFEST, VERSION_DIR_RE, data_path, version_info
 
 CLAIMS = "_claims"
@@ -56,6 +59,20 @@ def _entry(path: Any, rel: str, data: bytes, rows: int | None = None) -> FileEnt
     return FileEntry(path=rel, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data), rows=rows)
 
 
+def _put_value_labels(home: DataHome, final: Any, kind: str, parts: list[Any], files: list[FileEntry]) -> None:
+    """The flat value-label companion (`value_labels.py`), derived from the parts just written and uploaded
+    beside them (DuckDB writes a local file; the store gets it in one PUT)."""
+    rel = data_path(companion_kind(kind))
+    with tempfile.TemporaryDirectory(prefix="valuecorpus-labels-") as scratch:
+        out = Path(scratch) / "part.parquet"
+        rows = write_value_labels(kind, parts, out, filesystem=home.root.fs)
+        if rows is None:
+            return
+        data = out.read_bytes()
+    storage.write_bytes(final / rel, data)
+    files.append(_entry(final / rel, rel, data, rows))
+
+
 def publish_remote(home: DataHome, layout: RunLayout, run_manifest: RunManifest, dataset: str, kinds: list[str],
                    checked: Mapping[str, tuple[str, int, list[int]]], validation_result: dict[str, Any] | None,
                    step: Callable[[str], None]) -> VersionManifest:
@@ -79,6 +96,8 @@ def publish_remote(home: DataHome, layout: RunLayout, run_manifest: RunManifest,
                 data = fh.read()
             storage.write_bytes(final / rel, data)
             files.append(_entry(final / rel, rel, data, rows))
+        _put_value_labels(home, final, kind, [final / f.path for f in files if f.path.startswith(f"data/{kind}/")],
+                          files)
     for kind in layout.original_kinds():  # a curated run's originals (pre-edit records) travel with the data
         rel = originals_path(kind)
         with layout.originals(kind).open("rb") as fh:

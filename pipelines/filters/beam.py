@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 import apache_beam as beam
 import numpy as np
 
-from valuecorpus.pipelines.filters.core import _per_record, minhash_values, near_duplicate_reason
+from valuecorpus.pipelines.filters.core import _per_record, near_duplicate_reason
 from valuecorpus.pipelines.filters.echo import PromptEcho, prompt_echo, repeat_hit, repeat_keys, sample_of
+from valuecorpus.pipelines.filters.minhash import SIG_DTYPE, band_keys, jaccard, lsh_params, minhash_values
 from valuecorpus.pipelines.filters.text import text_hash
 from valuecorpus.schemas.run_tables import FilteredSample
 
@@ -79,14 +80,14 @@ def _representative(element: tuple[str, Iterable[Any]]) -> tuple[str, list[Any]]
 
 
 def _signature(text: str, num_perm: int) -> bytes:
-    return minhash_values(text, num_perm).astype(np.uint64).tobytes()
+    """The loop's signature (`minhash.minhash_values`), as bytes for Beam's coders."""
+    return minhash_values(text, num_perm).tobytes()
 
 
 def _bands(element: tuple[str, bytes], bands: int, rows: int) -> Iterator[tuple[tuple[int, bytes], str]]:
     key, sig = element
-    values = np.frombuffer(sig, dtype=np.uint64)
-    for b in range(bands):
-        yield (b, values[b * rows:(b + 1) * rows].tobytes()), key
+    for band in band_keys(np.frombuffer(sig, dtype=SIG_DTYPE), bands, rows):
+        yield band, key
 
 
 def _pairs(element: tuple[Any, Iterable[str]]) -> Iterator[tuple[str, str]]:
@@ -111,9 +112,9 @@ def _verify(element: tuple[str, dict[str, list[Any]]], threshold: float) -> Iter
     b, joined = element
     if not joined["sig"]:
         return
-    sig_b = np.frombuffer(joined["sig"][0], dtype=np.uint64)
+    sig_b = np.frombuffer(joined["sig"][0], dtype=SIG_DTYPE)
     for a, sig_a in joined["first"]:
-        score = float(np.count_nonzero(np.frombuffer(sig_a, dtype=np.uint64) == sig_b)) / len(sig_b)
+        score = jaccard(np.frombuffer(sig_a, dtype=SIG_DTYPE), sig_b)
         if score >= threshold:
             yield a, b, score
 
@@ -185,10 +186,7 @@ class FilterRecords(beam.PTransform):
         nd = f.near_duplicate
         filtered_parts = [checked[FILTERED]]
         if nd.enabled:
-            from datasketch import MinHashLSH
-
-            lsh = MinHashLSH(threshold=nd.threshold, num_perm=nd.num_perm)
-            bands, rows, num_perm, threshold = lsh.b, lsh.r, nd.num_perm, nd.threshold
+            (bands, rows), num_perm, threshold = lsh_params(nd.threshold, nd.num_perm), nd.num_perm, nd.threshold
             sigs = groups | "Signature" >> beam.Map(
                 lambda g: (g[0], _signature(chain.text_of(g[1][0]), num_perm)))
             if self.published is not None and nd.against_published:

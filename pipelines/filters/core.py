@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from valuecorpus.pipelines.filters.echo import PromptEcho, drop_repeated, echo_in_record, prompt_echo
-from valuecorpus.pipelines.filters.text import find_terms, language_confidence, shingles, text_hash
+from valuecorpus.pipelines.filters.minhash import candidate_pairs, jaccard, lsh_params, minhash_signatures
+from valuecorpus.pipelines.filters.text import find_terms, language_confidence, text_hash
 from valuecorpus.schemas.records import Record
 from valuecorpus.schemas.run_tables import FilteredSample
 
@@ -80,26 +82,28 @@ def apply_filters(chain: Chain, records: list[Record], published: list[tuple[str
 
     seen: dict[str, str] = {}
     nd = f.near_duplicate
-    lsh = _NearDuplicates(nd.threshold, nd.num_perm) if nd.enabled else None
-    if lsh is not None and nd.against_published:
-        for pid, ptext in published or []:
-            lsh.add(f"published:{pid}", ptext)
+    texts: list[tuple[Record, str, str]] = []  # (record, text, normalised text hash) of survivors with a text
     for record in survivors:
         text = chain.text_of(record)
-        if not text:
+        if text:
+            texts.append((record, text, text_hash(text)))
+        else:
             out.kept.append(record)
-            continue
-        key = text_hash(text)
+    near = None
+    if nd.enabled:
+        groups = {key: text for _r, text, key in reversed(texts)}  # one text per normalised text: MinHashed once
+        near = _NearDuplicates(nd.threshold, nd.num_perm, (published or []) if nd.against_published else [], groups)
+    for record, _text, key in texts:
         if f.exact_duplicate and key in seen:
             _drop(out, record, "exact_duplicate", "same normalised text", matched=seen[key])
             continue
-        if lsh is not None:
-            match = lsh.match(text)
+        if near is not None:
+            match = near.match(key)
             if match is not None:
                 name, reason, other = near_duplicate_reason(*match)
                 _drop(out, record, name, reason, matched=other, score=match[1])
                 continue
-            lsh.add(record.id, text)
+            near.add(key, record.id)
         seen.setdefault(key, record.id)
         out.kept.append(record)
     if f.echo.enabled:  # a field repeated across samples: over what the duplicate filters kept
@@ -134,44 +138,52 @@ def near_duplicate_reason(matched: str, score: float) -> tuple[str, str, str]:
     return "near_duplicate", f"similar to {other} in {where} (Jaccard ≈ {score:.2f})", other
 
 
-def minhash_values(text: str, num_perm: int) -> Any:
-    """The MinHash signature (uint64 array) of a text's word 3-shingles: the same one `_NearDuplicates` uses."""
-    return _minhash(text, num_perm).hashvalues
-
-
-def _minhash(text: str, num_perm: int) -> Any:
-    from datasketch import MinHash
-
-    mh = MinHash(num_perm=num_perm, seed=1)
-    mh.update_batch([s.encode("utf-8") for s in sorted(shingles(text))])
-    return mh
-
-
 class _NearDuplicates:
-    """MinHash LSH over word 3-shingles; a candidate counts if its estimated Jaccard reaches the threshold."""
+    """MinHash LSH over word 3-shingles, computed at once: one signature per published text and per distinct
+    normalised text of the run, candidate pairs by LSH banding, kept when their estimated Jaccard reaches the
+    threshold. `match` then answers what a `MinHashLSH` holding the published texts and the records kept so far
+    would: the best verified candidate, ties to the first key in sorted order."""
 
-    def __init__(self, threshold: float, num_perm: int) -> None:
-        from datasketch import MinHashLSH
+    def __init__(self, threshold: float, num_perm: int, published: Iterable[tuple[str, str]],
+                 groups: dict[str, str]) -> None:
+        pub_keys: list[str] = []
+        pub_texts: list[str] = []
+        seen: set[str] = set()
+        for pid, ptext in published:
+            key = f"published:{pid}"
+            if key not in seen:  # a repeated id: its first text, as an LSH insert of a known key is ignored
+                seen.add(key)
+                pub_keys.append(key)
+                pub_texts.append(ptext)
+        group_keys = list(groups)
+        signatures = minhash_signatures([*pub_texts, *groups.values()], num_perm)
+        n_pub = len(pub_keys)
+        self.published: dict[str, list[tuple[str, float]]] = {}  # group → (published key, score)
+        self.similar: dict[str, list[tuple[str, float]]] = {}  # group → (other group, score), both ways
+        for i, j in candidate_pairs(signatures, *lsh_params(threshold, num_perm)):
+            if j < n_pub:  # published texts are never compared with each other
+                continue
+            score = jaccard(signatures[i], signatures[j])
+            if score < threshold:
+                continue
+            gj = group_keys[j - n_pub]
+            if i < n_pub:
+                self.published.setdefault(gj, []).append((pub_keys[i], score))
+            else:
+                gi = group_keys[i - n_pub]
+                self.similar.setdefault(gi, []).append((gj, score))
+                self.similar.setdefault(gj, []).append((gi, score))
+        self.kept: dict[str, list[str]] = {}  # group → ids of its kept records
 
-        self.threshold, self.num_perm = threshold, num_perm
-        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-        self.hashes: dict[str, object] = {}
+    def add(self, group: str, record_id: str) -> None:
+        self.kept.setdefault(group, []).append(record_id)
 
-    def _minhash(self, text: str) -> object:
-        return _minhash(text, self.num_perm)
-
-    def add(self, key: str, text: str) -> None:
-        if key in self.hashes:
-            return
-        mh = self._minhash(text)
-        self.hashes[key] = mh
-        self.lsh.insert(key, mh)
-
-    def match(self, text: str) -> tuple[str, float] | None:
-        mh = self._minhash(text)
+    def match(self, group: str) -> tuple[str, float] | None:
+        candidates = list(self.published.get(group, ()))
+        for other, score in [*self.similar.get(group, ()), (group, 1.0)]:  # the same text: identical signature
+            candidates += [(rid, score) for rid in self.kept.get(other, ())]
         best: tuple[str, float] | None = None
-        for key in sorted(self.lsh.query(mh)):
-            score = mh.jaccard(self.hashes[key])  # type: ignore[attr-defined]
-            if score >= self.threshold and (best is None or score > best[1]):
+        for key, score in sorted(candidates):
+            if best is None or score > best[1]:
                 best = (key, score)
         return best

@@ -36,10 +36,16 @@ def words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
-def shingles(text: str, size: int = 3) -> set[str]:
-    """Word n-grams (characters of CJK text, which has no spaces)."""
+def shingle_tokens(text: str) -> list[str]:
+    """The tokens shingles are made of: words of the normalised text (characters of CJK text, which has no
+    spaces)."""
     norm = normalise(text)
-    tokens = list(norm.replace(" ", "")) if _CJK.search(norm) else norm.split()
+    return list(norm.replace(" ", "")) if _CJK.search(norm) else norm.split()
+
+
+def shingles(text: str, size: int = 3) -> set[str]:
+    """Word n-grams (characters of CJK text); a text shorter than `size` tokens is its one shingle."""
+    tokens = shingle_tokens(text)
     if len(tokens) < size:
         return {" ".join(tokens)} if tokens else set()
     return {" ".join(tokens[i:i + size]) for i in range(len(tokens) - size + 1)}

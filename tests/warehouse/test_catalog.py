@@ -5,13 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
-from wh_staging import stage_run, tree_bytes
+import yaml
+from wh_staging import stage_run, tree_bytes, with_value_labels
 
+from valuecorpus.schemas.constraints import labels_of
+from valuecorpus.schemas.layout import DataHome
 from valuecorpus.schemas.records import Dilemma, Perspective
-from valuecorpus.warehouse import publish
+from valuecorpus.warehouse import publish, verify_version
 from valuecorpus.warehouse.catalog import QueryError, connect, query
 
 
@@ -33,8 +37,10 @@ def warehouse(home: Path, dilemma_run: str, dilemmas: list[Dilemma]) -> Path:
 def test_views_per_dataset_kind_and_version(warehouse: Path) -> None:
     con, views = connect(warehouse)
     con.close()
-    assert sorted(v.name for v in views) == ["clash_dilemma", "clash_dilemma__v1", "clash_perspective",
-                                              "clash_perspective__v1", "dilemmas", "dilemmas__v1", "dilemmas__v2"]
+    assert sorted(v.name for v in views) == [
+        "clash_dilemma", "clash_dilemma__v1", "clash_dilemma__v1__values", "clash_dilemma__values",
+        "clash_perspective", "clash_perspective__v1", "dilemmas", "dilemmas__v1", "dilemmas__v1__values",
+        "dilemmas__v2", "dilemmas__v2__values", "dilemmas__values"]  # perspectives carry no value labels
     counts = query(warehouse, "SELECT (SELECT count(*) FROM dilemmas) AS latest, (SELECT count(*) FROM "
                               "dilemmas__v1) AS v1, (SELECT count(*) FROM clash_perspective) AS p").to_pylist()
     assert counts == [{"latest": 100, "v1": 1360, "p": 7}]
@@ -56,6 +62,32 @@ def test_nested_columns_are_queryable(warehouse: Path, dilemmas: list[Dilemma]) 
                         for g in sorted({d.topic_group for d in dilemmas if d.topic_group})]
     assert query(warehouse, "SELECT provenance.source_dataset AS s, count(*) AS n FROM dilemmas__v1 GROUP BY 1"
                  ).to_pylist() == [{"s": "daily_dilemmas", "n": 1360}]
+
+
+def test_value_label_companion_counts_what_the_records_hold(home: Path, dilemmas: list[Dilemma]) -> None:
+    """The flat `__values` view of a version holds every value label of its records, derived at publish, and is
+    a file of the version like any other (listed with its checksum; outside the card's configs)."""
+    labelled = with_value_labels(dilemmas, per_action=5)
+    stage_run(home, "labelled", {"dilemma": labelled})
+    manifest = publish(home, "labelled", "labelled")
+    expected: Counter = Counter()
+    taxonomy_of = {label.path: label.taxonomy for label in labels_of("dilemma")}
+    for d in labelled:
+        for a in d.actions:
+            for v in a.values:
+                for path in taxonomy_of:
+                    if (value := getattr(v, path.rsplit(".", 1)[1])) is not None:
+                        expected[(d.id, path, taxonomy_of[path], value)] += 1
+    assert sum(expected.values()) > 100 and len({k[1] for k in expected}) == len(taxonomy_of)  # every label path
+    for view in ("labelled__v1__values", "labelled__values"):
+        rows = query(home, f"SELECT id, label, taxonomy, value, count(*) AS n FROM {view} GROUP BY ALL").to_pylist()
+        assert {(r["id"], r["label"], r["taxonomy"], r["value"]): r["n"] for r in rows} == dict(expected), view
+    entry = next(f for f in manifest.files if f.path == "data/dilemma__values/part-0000.parquet")
+    assert entry.rows == sum(expected.values()) and manifest.row_counts == {"dilemma": len(dilemmas)}
+    assert verify_version(home, "labelled", 1) == []
+    card = (DataHome(home).version_dir("labelled", 1) / "README.md").read_text()
+    front = yaml.safe_load(card[4:].split("\n---\n", 1)[0])
+    assert [c["data_files"] for c in front["configs"]] == [[{"split": "train", "path": "data/dilemma/*.parquet"}]]
 
 
 @pytest.mark.parametrize("sql, refused", [

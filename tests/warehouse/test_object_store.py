@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wh_staging import stage_run
+from wh_staging import THEORIES, stage_run, with_value_labels
 
 from valuecorpus.schemas.layout import DataHome
 from valuecorpus.schemas.records import Dilemma
@@ -21,7 +21,8 @@ PUBLISHER = Path(__file__).with_name("wh_publisher.py")
 def test_publish_on_the_store_is_all_or_nothing_at_every_step(object_store, dilemmas: list[Dilemma],
                                                                cli) -> None:
     home = object_store.url("homes", "crash")
-    stage_run(home, "import-dd", {"dilemma": dilemmas[:300]})
+    records = with_value_labels(dilemmas[:300])
+    stage_run(home, "import-dd", {"dilemma": records})
     env = {"VALUECORPUS_HOME": home}
     visible = 0
     numbers: list[int] = []
@@ -40,6 +41,10 @@ def test_publish_on_the_store_is_all_or_nothing_at_every_step(object_store, dile
     assert f"published dilemmas v{final[-1]}: dilemma=300" in ok.stdout
     table = query(home, "SELECT count(*) AS n, count(DISTINCT id) AS ids FROM dilemmas")
     assert table.to_pylist() == [{"n": 300, "ids": 300}]
+    # the flat value-label companion travels to the store with the version (verified above with the rest)
+    labels = sum(getattr(v, t) is not None for d in records for a in d.actions for v in a.values
+                 for t in ("name", *THEORIES))
+    assert query(home, "SELECT count(*) AS n FROM dilemmas__values").to_pylist() == [{"n": labels}]
     listed = cli("versions", "dilemmas", env=env)
     assert listed.code == 0 and f"v{final[-1]}" in listed.stdout
 

@@ -29,7 +29,7 @@ def test_publish_writes_a_complete_verifiable_version(home: Path, dilemma_run: s
     vdir = DataHome(home).version_dir("dilemmas", 1)
     assert manifest.version == 1 and latest_version(home, "dilemmas") == 1
     assert sorted(p.relative_to(vdir).as_posix() for p in vdir.rglob("*") if p.is_file()) == [
-        "README.md", "data/dilemma/part-0000.parquet", "manifest.json"]
+        "README.md", "data/dilemma/part-0000.parquet", "data/dilemma__values/part-0000.parquet", "manifest.json"]
     on_disk = json.loads((vdir / "manifest.json").read_text())
     assert on_disk == manifest.model_dump(mode="json")
     assert manifest.kinds == ["dilemma"] and manifest.row_counts == {"dilemma": 1360}

@@ -10,7 +10,10 @@ from typing import Any
 from valuecorpus.schemas.arrow import write_records
 from valuecorpus.schemas.layout import DataHome, RunManifest, SourceFile, sha256_file
 from valuecorpus.schemas.records import Dilemma, Provenance, stable_id
-from valuecorpus.schemas.records.dilemmas import DilemmaAction
+from valuecorpus.schemas.records.dilemmas import DilemmaAction, ValueAnnotation
+from valuecorpus.schemas.taxonomies.loader import load_taxonomy
+
+THEORIES = ("wvs", "mft", "virtue", "emotion", "maslow")
 
 
 def _literal_list(text: str) -> list[str | None]:
@@ -46,6 +49,23 @@ def load_dilemmas(reference_data: Path) -> list[Dilemma]:
                 provenance=Provenance(origin="import", source_dataset="daily_dilemmas",
                                       source_file="daily_dilemmas/dilemma.csv", source_key=str(n)),
             ))
+    return out
+
+
+def with_value_labels(dilemmas: list[Dilemma], per_action: int = 3) -> list[Dilemma]:
+    """The dilemmas with `per_action` values on every action, taken in turn from the `dailydilemmas_values`
+    taxonomy with its own theory labels (the reference sample annotates only a few of its actions)."""
+    nodes = load_taxonomy("dailydilemmas_values").nodes_at(None)
+    out, k = [], 0
+    for d in dilemmas:
+        actions = []
+        for a in d.actions:
+            picked = [nodes[(k + i) % len(nodes)] for i in range(per_action)]
+            k += per_action
+            actions.append(a.model_copy(update={"values": [
+                ValueAnnotation(name=n.name, type="direct", **{t: n.labels.get(t) for t in THEORIES})
+                for n in picked]}))
+        out.append(d.model_copy(update={"actions": actions}))
     return out
 
 

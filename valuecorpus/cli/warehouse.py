@@ -182,7 +182,8 @@ def versions_cmd(
 
 def sql_cmd(
     query: str = typer.Argument(..., help="SQL (SELECT / EXPLAIN). Views: <dataset>, <dataset>__v2, "
-                                          "<dataset>_<kind> when it has several kinds; warehouse_versions."),
+                                          "<dataset>_<kind> when it has several kinds, <view>__values (flat "
+                                          "value labels); warehouse_versions."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table | csv | json"),
     max_rows: int = typer.Option(200, "--max-rows", help="Rows shown in table format."),
 ) -> None:
