@@ -2,7 +2,8 @@
 workers and the data home on a local S3-compatible store, and the duplicate filter alone on synthetic records
 (the loop's global `apply_filters` vs Beam in-process vs Dask with one and with two workers).
 
-    python -m bench.scale_out generation --n 1000            # dilemmas chain, fake server, C = 256
+    python -m bench.scale_out generation --n 1000            # dilemmas chain, fake server, C = 256: loop,
+                                                             # Beam in-process, Dask (2 workers, home on S3)
     python -m bench.scale_out filter --records 100000        # synthetic records, ~10 % near duplicates
 
 Every figure is printed with the load average at its start (the machine is shared). Results go to
@@ -39,14 +40,26 @@ def _record(name: str, figures: dict[str, Any]) -> None:
     print(json.dumps({name: data[name]}, indent=2))
 
 
+def _recipe(folder: Path, concurrency: int) -> str:
+    """The shipped dilemmas recipe at the benchmark's concurrency (the shipped one asks for 16 in flight)."""
+    import yaml
+
+    recipe = yaml.safe_load((REPO / "pipelines" / "recipes" / "dilemmas.yaml").read_text(encoding="utf-8"))
+    recipe["model"]["concurrency"] = concurrency
+    path = folder / f"dilemmas_c{concurrency}.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    return str(path)
+
+
 def _generate(home: str, n: int, base_url: str, beam_args: list[str], run_id: str,
-              env: dict[str, str] | None = None) -> dict[str, Any]:
+              env: dict[str, str] | None = None, recipe: str = "dilemmas",
+              executor: str = "beam") -> dict[str, Any]:
     load = _load()
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run([sys.executable, "-m", "valuecorpus", "generate", "dilemmas", "--n", str(n),
+    proc = subprocess.run([sys.executable, "-m", "valuecorpus", "generate", recipe, "--n", str(n),
                            "--base-url", base_url, "--model", "fake-model", "--no-progress", "--run-id", run_id,
-                           "--executor", "beam", "--", *beam_args], capture_output=True, text=True,
+                           "--executor", executor, "--", *beam_args], capture_output=True, text=True,
                           env={**os.environ, "VALUECORPUS_HOME": home, **(env or {})})
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -57,7 +70,8 @@ def _generate(home: str, n: int, base_url: str, beam_args: list[str], run_id: st
     manifest = DataHome(home).run(run_id).read_manifest()
     return {"wall_s": round(wall, 2), "launcher_cpu_s": round((after.ru_utime + after.ru_stime)
                                                              - (before.ru_utime + before.ru_stime), 2),
-            "records": manifest.counts.get("dilemma", 0), "load": load}
+            "records": manifest.counts.get("dilemma", 0), "load": load,
+            "engine_s": (manifest.model_extra.get("engine") or {}).get("elapsed_s")}
 
 
 def generation(args: argparse.Namespace) -> None:
@@ -67,12 +81,15 @@ def generation(args: argparse.Namespace) -> None:
     from valuecorpus_testing.fake_server import FakeServer, FakeServerConfig
 
     work = Path(tempfile.mkdtemp(prefix="vc-scale-"))
-    figures: dict[str, Any] = {"n": args.n, "latency_ms": args.latency}
+    figures: dict[str, Any] = {"n": args.n, "latency_ms": args.latency, "concurrency": args.concurrency}
+    recipe = _recipe(work, args.concurrency)
     with FakeServer(FakeServerConfig(responder=Responder(), model="fake-model", latency=str(args.latency))) as srv:
-        figures["in_process"] = _generate(str(work / "local"), args.n, srv.base_url, [], "mem")
+        figures["loop"] = _generate(str(work / "loop"), args.n, srv.base_url, [], "loop", recipe=recipe,
+                                    executor="loop")
+        figures["in_process"] = _generate(str(work / "local"), args.n, srv.base_url, [], "mem", recipe=recipe)
         with ObjectStore(work / "store") as store, DaskCluster(work / "dask", workers=2, env=store.env) as dask:
             figures["dask_2_workers_s3"] = _generate(store.url("home"), args.n, srv.base_url, dask.beam_args,
-                                                     "dask", store.env)
+                                                     "dask", store.env, recipe=recipe)
     figures["dask_vs_in_process"] = round(figures["in_process"]["wall_s"] / figures["dask_2_workers_s3"]["wall_s"], 3)
     _record(f"generation_n{args.n}", figures)
 
@@ -148,6 +165,7 @@ def main() -> None:
     g = sub.add_parser("generation")
     g.add_argument("--n", type=int, default=1000)
     g.add_argument("--latency", type=int, default=200)
+    g.add_argument("--concurrency", type=int, default=256, help="requests in flight (the recipe's model.concurrency)")
     f = sub.add_parser("filter")
     f.add_argument("--records", type=int, default=100_000)
     f.add_argument("--dask", action="store_true", help="also on Dask with one and with two workers")
