@@ -157,9 +157,13 @@ def generate(recipe: Recipe, home: DataHome, config: EngineConfig, options: Gene
     home.run(run_id)  # validates the id before any work
     # fresh answers' cache entries name the run that paid for them: a resumed run counts them once, at cost
     config = config.model_copy(update={"spend_scope": run_id})
-    if config.max_cost_usd is not None or config.max_tokens_total is not None:
+    capped = config.max_cost_usd is not None or config.max_tokens_total is not None
+    if capped and config.budget_scope is None:  # a scope set in the settings may be shared by live runs: as is
+        from valuecorpus.pipelines.engine.accounting import reclaim_budget
+
         # one cap for the whole run, however many Beam worker processes spend against it
-        config = config.model_copy(update={"budget_scope": config.budget_scope or f"run:{run_id}"})
+        config = config.model_copy(update={"budget_scope": f"run:{run_id}"})
+        reclaim_budget(config)  # a killed attempt of this run leased budget it will never settle
     # the seed stage: a distinct seed per plan item (proposed through the engine when the pool is short), paid
     # for and capped as part of the run
     plan, seed_pool, seed_report = seed_plan(chain, skeleton, config)

@@ -146,6 +146,7 @@ def _load(path: str, name: str) -> Template:
     return Template(name, p.read_text(encoding="utf-8"), str(p))
 
 
+@cache  # a chain asks for its step's template once per request: resolve each name once per process
 def load_template(name: str, base_dir: Path | None = None) -> Template:
     path = resolve_template_path(name, base_dir)
     tname = name[: -len(TEMPLATE_SUFFIX)] if name.endswith(TEMPLATE_SUFFIX) else name

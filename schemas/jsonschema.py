@@ -9,8 +9,10 @@ invent a value.
 from __future__ import annotations
 
 import copy
+from functools import cache
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
 from valuecorpus.schemas.records import Record
@@ -43,16 +45,23 @@ def _strict(node: Any) -> Any:
 
 
 def model_json_schema(model: type[BaseModel], exclude: set[str] | None = None) -> dict[str, Any]:
-    """Self-contained JSON Schema of a model (or of a record's generated content)."""
+    """Self-contained JSON Schema of a model (or of a record's generated content): a fresh copy on every call
+    (callers tighten bounds in place), derived by pydantic once per model and exclusion set."""
     if exclude is None:
         exclude = set(model.toolkit_fields) if issubclass(model, Record) else set()
+    return orjson.loads(_derived(model, frozenset(exclude)))
+
+
+@cache
+def _derived(model: type[BaseModel], exclude: frozenset[str]) -> bytes:
+    # pydantic's generation costs about a millisecond per schema, and chains ask for one per request
     raw = model.model_json_schema(mode="validation")
     schema = _strict(_inline(raw, raw.get("$defs", {})))
     for name in exclude:
         schema.get("properties", {}).pop(name, None)
         if name in schema.get("required", []):
             schema["required"].remove(name)
-    return schema
+    return orjson.dumps(schema)
 
 
 def constrain(schema: dict[str, Any], path: str, allowed: list[str]) -> dict[str, Any]:

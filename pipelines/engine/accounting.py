@@ -151,6 +151,20 @@ class Budget:
                                           spent_cost, spent_tokens))
 
 
+def reclaim_budget(config: EngineConfig) -> None:
+    """Called by a run's launcher before any engine starts: a killed earlier attempt of the same run (same
+    budget scope) leaves leases nobody will settle; give them back, keeping what it spent."""
+    if not (config.budget_scope and config.cache_dir):
+        return
+    from valuecorpus.pipelines.engine.ledger import open_ledger
+
+    ledger = open_ledger(config.cache_dir, config.budget_scope, config.max_cost_usd, config.max_tokens_total)
+    try:
+        ledger.reclaim()
+    finally:
+        ledger.close()
+
+
 def budget_exhausted_error(config: EngineConfig, not_sent: int, spent_cost: float | None = None,
                            spent_tokens: int | None = None, run_id: str | None = None) -> BudgetExhausted:
     """The one place the budget message is built: the caps, what was spent, what was not sent. Without the

@@ -2,8 +2,9 @@
 
 Each engine leases slices of the caps (at least what its next request could cost, usually a sixteenth of the
 cap) and gives back what it did not spend when a batch of requests ends. The sum of all leases never exceeds
-the cap, so the cap holds across workers. A worker killed mid-run keeps its lease: the cap can only be
-under-used, never exceeded.
+the cap, so the cap holds across workers. A worker killed mid-run keeps its lease (the cap can only be
+under-used, never exceeded) until the next attempt of the run starts: its launcher gives unsettled leases back
+(`reclaim`), since no engine of the killed attempt is alive then.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ class SharedLedger:
             "UPDATE budgets SET granted_cost=max(0, granted_cost-?), granted_tokens=max(0, granted_tokens-?), "
             "spent_cost=spent_cost+?, spent_tokens=spent_tokens+? WHERE scope=?",
             (unused_cost, unused_tokens, spent_cost, spent_tokens, self.scope))
+
+    def reclaim(self) -> None:
+        """A new attempt of the run starts (no engine of an earlier one is alive): what killed attempts leased
+        and never settled is given back; what they spent and recorded stays spent."""
+        self._conn.execute("UPDATE budgets SET granted_cost=spent_cost, granted_tokens=spent_tokens WHERE scope=?",
+                           (self.scope,))
 
     def spent(self) -> tuple[float, int]:
         row = self._conn.execute("SELECT spent_cost, spent_tokens FROM budgets WHERE scope=?", (self.scope,))
@@ -133,6 +140,10 @@ class ObjectLedger:
             cost += float(row["cost"])
             tokens += int(row["tokens"])
         return cost, tokens
+
+    def reclaim(self) -> None:
+        """Slices cannot be given back on a store (nothing updates atomically there): a killed attempt's
+        claimed slices stay claimed, so a resumed run may have less of the cap left, never more."""
 
     def close(self) -> None:
         pass

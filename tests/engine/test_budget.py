@@ -69,3 +69,20 @@ def test_cap_holds_across_processes_sharing_a_budget_scope(fake_server, tmp_path
     assert spent <= 0.05 + 1e-9 and spent > 0.03
     assert sum(s["results"] for s in stats) == server.chat_requests()
     assert sum(s["dead_letters"].get("budget_exhausted", 0) for s in stats) == 120 - server.chat_requests()
+
+
+def test_a_killed_attempts_leases_come_back_to_the_next_attempt_not_its_spend(tmp_path: Path) -> None:
+    """A killed process never settles its lease; the next attempt of the run gets it back, minus what was spent."""
+    from valuecorpus.pipelines.engine.ledger import SharedLedger
+
+    killed = SharedLedger(tmp_path, "run:r", max_cost=5.0, max_tokens=None)
+    assert killed.lease(1.0, 0)[0] == 1.0
+    killed.settle(0.0, 0, 1.0, 100)  # settled: spent $1 of its first lease
+    assert killed.lease(4.0, 0)[0] == 4.0  # then leased the rest and was killed before settling it
+    killed.close()
+    resumed = SharedLedger(tmp_path, "run:r", max_cost=5.0, max_tokens=None)
+    assert resumed.lease(4.0, 0)[0] == 0.0  # the dead lease holds the cap
+    resumed.reclaim()
+    assert resumed.lease(10.0, 0)[0] == pytest.approx(4.0)  # the cap less what was spent, never more
+    assert resumed.spent() == (1.0, 100)
+    resumed.close()
