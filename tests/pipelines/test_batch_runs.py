@@ -116,7 +116,9 @@ def _finish_and_check(cli, server: FakeServerProcess, home: Path, run_id: str) -
     assert max(seen.values()) <= 2  # max_attempts
     assert server.chat_requests() == 0  # no live call: every answer came through a batch
     steps = {row["step"] for row in extra["spend"]}
-    assert {"situation", "consequence"} <= steps
+    if extra["generated"]:  # a sample that came through every step was answered in each (a quarter of the
+        # items fail each time they are sent, so now and then both samples fail at the first step)
+        assert {"situation", "consequence"} <= steps
     # nothing is left pending, and resuming a staged run says so
     assert not (DataHome(home).runs_dir / f".{run_id}.batch").exists()
     again = cli("run", "resume", run_id)
