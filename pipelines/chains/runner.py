@@ -64,7 +64,7 @@ def prepare(step: Step, state: SampleState) -> tuple[SampleState, list[Generatio
     """The step's requests for one sample, with the prompt version recorded in the state."""
     if state.failed:
         return state, []
-    state = state.model_copy(deep=True)
+    state = state.clone()
     reqs = step.requests(state)
     for req in reqs:  # the engine copies it into dead letters: every outcome finds its sample
         req.metadata.setdefault("plan_item", state.sample_id)
