@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from valuecorpus.pipelines.filters.text import normalise, shingles, text_hash
+from valuecorpus.pipelines.filters.text import normalise, normalised_hash, normalised_shingles, shingles, text_hash
 
 if TYPE_CHECKING:
     from valuecorpus.pipelines.chains.base import Chain
@@ -37,7 +37,10 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 def tokens(text: str) -> int:
     """Words; for Chinese, characters / 2 (a word is about two characters)."""
-    norm = normalise(text)
+    return _tokens(normalise(text))
+
+
+def _tokens(norm: str) -> int:
     if _CJK.search(norm):
         return len(norm.replace(" ", "")) // 2
     return len(norm.split())
@@ -59,12 +62,14 @@ class PromptEcho:
             self.grams |= shingles(t, GRAM)
 
     def copy_reason(self, text: str) -> str | None:
-        if tokens(text) >= MIN_WHOLE_TOKENS and text_hash(text) in self.whole:
+        norm = normalise(text)  # once per text and sentence: a record's dozen fields are each checked three ways
+        if _tokens(norm) >= MIN_WHOLE_TOKENS and normalised_hash(norm) in self.whole:
             return "is the prompt's own text"
         for s in sentences(text):
-            if tokens(s) >= MIN_SENTENCE_TOKENS and normalise(s) in self.sentences:
+            sentence = normalise(s)
+            if _tokens(sentence) >= MIN_SENTENCE_TOKENS and sentence in self.sentences:
                 return f"copies the prompt's sentence {s[:80]!r}"
-        grams = shingles(text, GRAM)
+        grams = normalised_shingles(norm, GRAM)
         if len(grams) >= 3:
             found = len(grams & self.grams) / len(grams)
             if found >= self.share:
@@ -102,8 +107,11 @@ def sample_of(record: Record) -> str:
 def repeat_keys(chain: Chain, record: Record, min_words: int) -> list[RepeatKey]:
     """The keys of a record's fields checked across samples: (field kind, text hash) of each long enough text.
     "negative_consequence (to_do)" and "(not_to_do)" are one field kind."""
-    return [(name.split(" (")[0], text_hash(text)) for name, text, across in chain.echo_fields(record)
-            if across and text and tokens(text) >= min_words]
+    keys = []
+    for name, text, across in chain.echo_fields(record):
+        if across and text and _tokens(norm := normalise(text)) >= min_words:
+            keys.append((name.split(" (")[0], normalised_hash(norm)))
+    return keys
 
 
 def repeat_hit(chain: Chain, record: Record, min_words: int, first: dict[RepeatKey, Holder]
@@ -113,9 +121,9 @@ def repeat_hit(chain: Chain, record: Record, min_words: int, first: dict[RepeatK
     sample may share a field."""
     sample = sample_of(record)
     for name, text, across in chain.echo_fields(record):
-        if not (across and text and tokens(text) >= min_words):
+        if not (across and text and _tokens(norm := normalise(text)) >= min_words):
             continue
-        holder = first.get((name.split(" (")[0], text_hash(text)))
+        holder = first.get((name.split(" (")[0], normalised_hash(norm)))
         if holder is not None and holder[1] != sample:
             return f"{name} repeats the text of another sample", holder[0]
     return None

@@ -29,7 +29,12 @@ def normalise(text: str) -> str:
 
 
 def text_hash(text: str) -> str:
-    return hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()
+    return normalised_hash(normalise(text))
+
+
+def normalised_hash(norm: str) -> str:
+    """`text_hash` of a text already normalised."""
+    return hashlib.sha256(norm.encode("utf-8")).hexdigest()
 
 
 def words(text: str) -> list[str]:
@@ -39,13 +44,22 @@ def words(text: str) -> list[str]:
 def shingle_tokens(text: str) -> list[str]:
     """The tokens shingles are made of: words of the normalised text (characters of CJK text, which has no
     spaces)."""
-    norm = normalise(text)
+    return normalised_tokens(normalise(text))
+
+
+def normalised_tokens(norm: str) -> list[str]:
+    """`shingle_tokens` of a text already normalised."""
     return list(norm.replace(" ", "")) if _CJK.search(norm) else norm.split()
 
 
 def shingles(text: str, size: int = 3) -> set[str]:
     """Word n-grams (characters of CJK text); a text shorter than `size` tokens is its one shingle."""
-    tokens = shingle_tokens(text)
+    return normalised_shingles(normalise(text), size)
+
+
+def normalised_shingles(norm: str, size: int = 3) -> set[str]:
+    """`shingles` of a text already normalised."""
+    tokens = normalised_tokens(norm)
     if len(tokens) < size:
         return {" ".join(tokens)} if tokens else set()
     return {" ".join(tokens[i:i + size]) for i in range(len(tokens) - size + 1)}
