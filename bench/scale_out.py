@@ -8,7 +8,9 @@ workers and the data home on a local S3-compatible store, and the duplicate filt
                                                              # only the loop, each run under cProfile
     python -m bench.scale_out filter --records 100000        # synthetic records, ~10 % near duplicates
 
-Every figure is printed with the load average at its start (the machine is shared). Results go to
+Every figure is printed with the load average at its start (the machine is shared). `cpu_s` and `peak_rss_mb`
+are the `generate` process's own (with what it waited for; on Dask not the workers'), `cpu_ms_per_request` over
+every request of the run, the seed stage's included. Results go to
 bench/results/scale_out.json. Not a test: nothing here asserts a speed.
 """
 
