@@ -71,9 +71,16 @@ def _sql(start: int, stop: int) -> str:
     """
 
 
-def stage_synthetic(home: DataHome, run_id: str, rows: int, offset: int = 0) -> RunLayout:
-    """Stage `rows` synthetic dilemmas (row numbers from `offset`) as a run, streamed in chunks of 100,000."""
+def stage_synthetic(home: DataHome, run_id: str, rows: int, offset: int = 0, dataset: str = "bench") -> RunLayout:
+    """Stage `rows` synthetic dilemmas (row numbers from `offset`) as a run, streamed in chunks of 100,000. Its
+    manifest holds the shipped `dilemmas` recipe (output: `dataset`), whose filters `valuecorpus dedupe`
+    applies."""
     import duckdb
+
+    from valuecorpus.pipelines.recipes import load_recipe
+
+    recipe = load_recipe("dilemmas", {"count": rows}).model_dump(mode="json")
+    recipe["output"]["dataset"] = dataset
 
     tax = load_taxonomy("dailydilemmas_values")
     values = [{"k": i, "name": n.name, **{f: n.labels.get(f) for f in ("wvs", "mft", "virtue", "emotion", "maslow")}}
@@ -107,7 +114,7 @@ def stage_synthetic(home: DataHome, run_id: str, rows: int, offset: int = 0) -> 
         write_records(layout.dead_letters, [], DeadLetter)
         write_records(layout.filtered, [], FilteredSample)
         layout.write_manifest(RunManifest(run_id=run_id, origin="generate", kinds=["dilemma"],
-                                          counts={"dilemma": rows}, models=["synthetic"],
+                                          counts={"dilemma": rows}, models=["synthetic"], recipe=recipe,
                                           taxonomy_versions={tax.name: tax.version}, plan_items=rows))
     return home.run(run_id)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -29,7 +30,12 @@ def normalise(text: str) -> str:
 
 
 def text_hash(text: str) -> str:
-    return hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()
+    return normalised_hash(normalise(text))
+
+
+def normalised_hash(norm: str) -> str:
+    """`text_hash` of a text whose `normalise`d form is `norm` (for checks that normalise a text once)."""
+    return hashlib.sha256(norm.encode("utf-8")).hexdigest()
 
 
 def words(text: str) -> list[str]:
@@ -39,13 +45,22 @@ def words(text: str) -> list[str]:
 def shingle_tokens(text: str) -> list[str]:
     """The tokens shingles are made of: words of the normalised text (characters of CJK text, which has no
     spaces)."""
-    norm = normalise(text)
+    return normalised_tokens(normalise(text))
+
+
+def normalised_tokens(norm: str) -> list[str]:
+    """`shingle_tokens` of a text whose normalised form is `norm`."""
     return list(norm.replace(" ", "")) if _CJK.search(norm) else norm.split()
 
 
 def shingles(text: str, size: int = 3) -> set[str]:
     """Word n-grams (characters of CJK text); a text shorter than `size` tokens is its one shingle."""
-    tokens = shingle_tokens(text)
+    return normalised_shingles(normalise(text), size)
+
+
+def normalised_shingles(norm: str, size: int = 3) -> set[str]:
+    """`shingles` of a text whose normalised form is `norm`."""
+    tokens = normalised_tokens(norm)
     if len(tokens) < size:
         return {" ".join(tokens)} if tokens else set()
     return {" ".join(tokens[i:i + size]) for i in range(len(tokens) - size + 1)}
@@ -76,4 +91,10 @@ def language_confidence(text: str, language: str) -> float:
 def find_terms(text: str, terms: list[str]) -> list[str]:
     """Terms that occur in text as whole words (case-insensitive)."""
     norm = f" {normalise(text)} "
-    return [t for t in terms if t.strip() and f" {normalise(t)} " in norm]
+    return [t for t in terms if t.strip() and f" {_normalised_term(t)} " in norm]
+
+
+@lru_cache(maxsize=4096)
+def _normalised_term(term: str) -> str:
+    """A leakage term, normalised once per process (the same few terms are checked in every record)."""
+    return normalise(term)
