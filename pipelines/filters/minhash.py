@@ -24,13 +24,14 @@ from functools import lru_cache
 import numpy as np
 import xxhash
 
-from valuecorpus.pipelines.filters.text import normalise, normalised_tokens
+from valuecorpus.pipelines.filters.text import CJK, normalise, normalised_tokens
 
 SIG_DTYPE = np.uint32
 _EMPTY = np.iinfo(SIG_DTYPE).max  # the signature of a text without shingles (datasketch: its max hash)
 _SEED = 1
 _CHUNK = 4096  # texts hashed per chunk
-_BLOCK = 1 << 22  # texts × shingles × permutations per numpy block: 16 MiB of uint32
+_BLOCK = 1 << 18  # texts × shingles × permutations per numpy block: 1 MiB of uint32 (cache-sized: 3× faster
+# than 16 MiB blocks here)
 
 
 @lru_cache(maxsize=8)
@@ -60,10 +61,15 @@ def shingle_hashes(text: str) -> np.ndarray:
 
 def normalised_shingle_hashes(norm: str) -> np.ndarray:
     """`shingle_hashes` of a text whose normalised form is `norm`."""
-    tokens = [t.encode("utf-8") for t in normalised_tokens(norm)]
-    grams = map(b" ".join, zip(tokens, tokens[1:], tokens[2:], strict=False)) if len(tokens) >= 3 else (
-        [b" ".join(tokens)] if tokens else [])
-    return np.fromiter(map(xxhash.xxh3_64_intdigest, grams), dtype=np.uint64).astype(np.uint32)
+    # outside CJK text `norm` is words joined by single spaces: the same tokens as `normalised_tokens`, encoded
+    # at once
+    tokens = ([t.encode("utf-8") for t in normalised_tokens(norm)] if CJK.search(norm)
+              else norm.encode("utf-8").split())
+    if len(tokens) < 3:
+        grams = [b" ".join(tokens)] if tokens else []
+    else:
+        grams = list(map(b" ".join, zip(tokens, tokens[1:], tokens[2:], strict=False)))
+    return np.array(list(map(xxhash.xxh3_64_intdigest, grams)), dtype=np.uint64).astype(np.uint32)
 
 
 def minhash_signatures(texts: Sequence[str], num_perm: int) -> np.ndarray:

@@ -10,12 +10,13 @@ import typer
 from valuecorpus.cli.common import settings
 
 
-def _runs_in(lineage: dict[str, Any]) -> set[str]:
+def _runs_in(entries: list[Any]) -> set[str]:
     """Every run id in a version's lineage (the run it was published from and the runs that one derives from)."""
-    found = {lineage["run_id"]} if lineage.get("run_id") else set()
-    for parent in lineage.get("parent_runs", []):
-        if isinstance(parent, dict):
-            found |= _runs_in(parent)
+    found: set[str] = set()
+    for entry in entries:
+        if isinstance(entry, dict):
+            found |= {entry["run_id"]} if entry.get("run_id") else set()
+            found |= _runs_in(entry.get("parent_runs", []))
     return found
 
 
@@ -41,7 +42,7 @@ def register(app: typer.Typer) -> None:
         chain = run_chain(source)
         name = dataset or chain.recipe.output.dataset
         files, ref, lineage = latest_files(home, name, chain.record_kinds)
-        if ref is not None and source.run_id in _runs_in(lineage):
+        if ref is not None and source.run_id in _runs_in(lineage.get("runs", [])):
             raise ValueCorpusError(f"run '{source.run_id}' is already published in {ref}: checking it against its "
                                    "own records would drop all of them")
         if ref is None:
