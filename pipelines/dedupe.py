@@ -42,7 +42,7 @@ from valuecorpus.schemas.run_tables import FilteredSample
 if TYPE_CHECKING:
     from valuecorpus.pipelines.chains.base import Chain
 
-BATCH_ROWS = 65_536
+BATCH_ROWS = 16_384  # rows per record batch: a batch's Python texts and signatures are the transient memory
 _REWRITTEN = ("records", "filtered", "filtered.parquet", "manifest.json", "_work")  # not copied as they are
 
 
@@ -97,6 +97,8 @@ def dedupe_run(home: DataHome, source: RunLayout, new_run_id: str, published_fil
                                reason=d.reason, matched_id=d.matched, score=d.score)
                 for rid, d in zip(dropped_ids, drops, strict=True)]
     new_rows += _dependents(chain, source, kinds, new_rows)
+    checked, published_rows = run.rows, published.rows if published is not None else 0
+    del run, published, drops  # the texts and keys are done with before the records are streamed
     timings["decide_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -113,8 +115,8 @@ def dedupe_run(home: DataHome, source: RunLayout, new_run_id: str, published_fil
         timings["stage_s"] = time.perf_counter() - t0
         summary = {
             "source_run": source.run_id, "against": published_ref,
-            "published_texts": published.rows if published is not None else 0,
-            "texts_checked": run.rows, "dropped": sum(new_by.values()), "dropped_by": dict(sorted(new_by.items())),
+            "published_texts": published_rows, "texts_checked": checked,
+            "dropped": sum(new_by.values()), "dropped_by": dict(sorted(new_by.items())),
             "settings": {"exact_duplicate": settings.exact,
                          "near_duplicate": None if settings.near is None else {
                              "threshold": settings.near[0], "num_perm": settings.near[1]}},
