@@ -9,8 +9,6 @@ group, empty dead letters and filtered tables, and the manifest last.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -118,8 +116,3 @@ def stage_synthetic(home: DataHome, run_id: str, rows: int, offset: int = 0, dat
                                           taxonomy_versions={tax.name: tax.version}, plan_items=rows))
     return home.run(run_id)
 
-
-def texts(path: Path) -> list[tuple[str, str]]:
-    """(id, dilemma_situation) of a records file, as the near-duplicate filter receives published texts."""
-    table = pq.ParquetFile(path).read(columns=["id", "dilemma_situation"])
-    return list(zip(table.column("id").to_pylist(), table.column("dilemma_situation").to_pylist(), strict=True))
