@@ -91,3 +91,35 @@ def test_an_answer_at_the_schema_worst_case_closes() -> None:
     assert bound is not None and isinstance(out, GenerationResult), out
     assert len(out.parsed["text"]) == 40 and len(out.parsed["items"]) == 3  # schema-valid, at full length
     assert out.usage.completion_tokens <= bound and len(out.content.encode()) < bound
+
+
+def test_greedy_grammar_sampling_picks_what_the_stock_chain_picks() -> None:
+    """The embedded model checks the grammar on the best token first (`backends/local_sampling.py`): at
+    temperature 0 its answers are token for token the ones of llama-cpp-python's own sampler chain (grammar over
+    the whole vocabulary), on the same model file, prompts and grammars — with and without a repeat penalty."""
+    from llama_cpp import Llama, LlamaGrammar
+
+    from valuecorpus.pipelines.engine.backends.local_sampling import fast_llama_class
+    from valuecorpus.pipelines.engine.config import default_local_model_path
+
+    grammars = [schema_grammar(SCHEMA).text, schema_grammar(AT_WORST).text]
+    prompts = [("Which value is locking doors at night?", 1.0), ("Write 1.1.1.1.1.1 forever.", 1.0),
+               ("Describe a neighbour who borrows a ladder.", 1.3)]
+
+    def answers(cls: type) -> list[tuple[str, int]]:
+        llm = cls(model_path=default_local_model_path(), n_ctx=1024, n_threads=2, verbose=False)
+        try:
+            out = []
+            for gbnf in grammars:
+                for prompt, penalty in prompts:
+                    data = llm.create_chat_completion(
+                        messages=[{"role": "user", "content": prompt}], temperature=0.0, max_tokens=48,
+                        repeat_penalty=penalty, grammar=LlamaGrammar.from_string(gbnf, verbose=False))
+                    out.append((data["choices"][0]["message"]["content"], data["usage"]["completion_tokens"]))
+            return out
+        finally:
+            llm.close()
+
+    stock, fast = answers(Llama), answers(fast_llama_class())
+    assert fast == stock
+    assert all(tokens > 0 for _, tokens in fast)

@@ -28,9 +28,10 @@ def load_model(path: str, n_ctx: int, n_threads: int) -> Any:
     key = (path, n_ctx, n_threads)
     with _load_lock:
         if key not in _models:
-            from llama_cpp import Llama
+            from valuecorpus.pipelines.engine.backends.local_sampling import fast_llama_class
 
-            _models[key] = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+            # greedy answers under a grammar check the grammar on the chosen token first (local_sampling)
+            _models[key] = fast_llama_class()(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
         return _models[key]
 
 
