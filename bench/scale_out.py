@@ -4,9 +4,13 @@ workers and the data home on a local S3-compatible store, and the duplicate filt
 
     python -m bench.scale_out generation --n 1000            # dilemmas chain, fake server, C = 256: loop,
                                                              # Beam in-process, Dask (2 workers, home on S3)
+    python -m bench.scale_out generation --n 300 --only loop --profile /tmp/prof
+                                                             # only the loop, each run under cProfile
     python -m bench.scale_out filter --records 100000        # synthetic records, ~10 % near duplicates
 
-Every figure is printed with the load average at its start (the machine is shared). Results go to
+Every figure is printed with the load average at its start (the machine is shared). `cpu_s` and `peak_rss_mb`
+are the `generate` process's own (with what it waited for; on Dask not the workers'), `cpu_ms_per_request` over
+every request of the run, the seed stage's included. Results go to
 bench/results/scale_out.json. Not a test: nothing here asserts a speed.
 """
 
@@ -16,7 +20,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,6 +29,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "scale_out.json"
+RUNS = ("loop", "beam", "dask")  # generation: the loop, Beam in-process, Dask (2 workers, home on S3)
 
 
 def _load() -> float:
@@ -53,25 +57,30 @@ def _recipe(folder: Path, concurrency: int) -> str:
 
 def _generate(home: str, n: int, base_url: str, beam_args: list[str], run_id: str,
               env: dict[str, str] | None = None, recipe: str = "dilemmas",
-              executor: str = "beam") -> dict[str, Any]:
+              executor: str = "beam", profile: str | None = None) -> dict[str, Any]:
     load = _load()
     started = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run([sys.executable, "-m", "valuecorpus", "generate", recipe, "--n", str(n),
-                           "--base-url", base_url, "--model", "fake-model", "--no-progress", "--run-id", run_id,
-                           "--executor", executor, "--", *beam_args], capture_output=True, text=True,
-                          env={**os.environ, "VALUECORPUS_HOME": home, **(env or {})})
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr[-3000:])
+    # the run's own CPU and peak RSS (its process and what it waited for), not the benchmark's
+    prefix = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([*prefix, "-m", "valuecorpus", "generate", recipe, "--n", str(n),
+                                 "--base-url", base_url, "--model", "fake-model", "--no-progress", "--run-id",
+                                 run_id, "--executor", executor, "--", *beam_args], stdout=subprocess.DEVNULL,
+                                stderr=err, env={**os.environ, "VALUECORPUS_HOME": home, **(env or {})})
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            raise SystemExit(err.read().decode(errors="replace")[-3000:])
     from valuecorpus.schemas.layout import DataHome
 
     manifest = DataHome(home).run(run_id).read_manifest()
-    return {"wall_s": round(wall, 2), "launcher_cpu_s": round((after.ru_utime + after.ru_stime)
-                                                             - (before.ru_utime + before.ru_stime), 2),
-            "records": manifest.counts.get("dilemma", 0), "load": load,
-            "engine_s": (manifest.model_extra.get("engine") or {}).get("elapsed_s")}
+    cpu = usage.ru_utime + usage.ru_stime
+    requests = sum(int(row.get("requests", 0)) for row in manifest.model_extra.get("spend") or [])
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "requests": requests,
+            "cpu_ms_per_request": round(1000 * cpu / requests, 3) if requests else None,
+            "peak_rss_mb": round(usage.ru_maxrss / 1024), "records": manifest.counts.get("dilemma", 0),
+            "load": load, "engine_s": (manifest.model_extra.get("engine") or {}).get("elapsed_s")}
 
 
 def generation(args: argparse.Namespace) -> None:
@@ -83,15 +92,37 @@ def generation(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="vc-scale-"))
     figures: dict[str, Any] = {"n": args.n, "latency_ms": args.latency, "concurrency": args.concurrency}
     recipe = _recipe(work, args.concurrency)
+    only = set(args.only.split(","))
+    if only - set(RUNS):
+        raise SystemExit(f"error: --only: unknown run(s) {', '.join(sorted(only - set(RUNS)))} "
+                         f"(known: {', '.join(RUNS)})")
+
+    def profile(name: str) -> str | None:
+        if not args.profile:
+            return None
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        return str(Path(args.profile) / f"{name}.prof")
+
     with FakeServer(FakeServerConfig(responder=Responder(), model="fake-model", latency=str(args.latency))) as srv:
-        figures["loop"] = _generate(str(work / "loop"), args.n, srv.base_url, [], "loop", recipe=recipe,
-                                    executor="loop")
-        figures["in_process"] = _generate(str(work / "local"), args.n, srv.base_url, [], "mem", recipe=recipe)
-        with ObjectStore(work / "store") as store, DaskCluster(work / "dask", workers=2, env=store.env) as dask:
-            figures["dask_2_workers_s3"] = _generate(store.url("home"), args.n, srv.base_url, dask.beam_args,
-                                                     "dask", store.env, recipe=recipe)
-    figures["dask_vs_in_process"] = round(figures["in_process"]["wall_s"] / figures["dask_2_workers_s3"]["wall_s"], 3)
-    _record(f"generation_n{args.n}", figures)
+        if "loop" in only:
+            figures["loop"] = _generate(str(work / "loop"), args.n, srv.base_url, [], "loop", recipe=recipe,
+                                        executor="loop", profile=profile("loop"))
+        if "beam" in only:
+            figures["in_process"] = _generate(str(work / "local"), args.n, srv.base_url, [], "mem", recipe=recipe,
+                                              profile=profile("beam"))
+        if "dask" in only:
+            with ObjectStore(work / "store") as store, DaskCluster(work / "dask", workers=2,
+                                                                   env=store.env) as dask:
+                figures["dask_2_workers_s3"] = _generate(store.url("home"), args.n, srv.base_url, dask.beam_args,
+                                                         "dask", store.env, recipe=recipe)
+    if "in_process" in figures and "dask_2_workers_s3" in figures:
+        figures["dask_vs_in_process"] = round(figures["in_process"]["wall_s"]
+                                              / figures["dask_2_workers_s3"]["wall_s"], 3)
+    if args.profile is not None:  # figures under cProfile (or a trial: --profile "") are not the benchmark's
+        print(json.dumps(figures, indent=2))
+        return
+    _record(f"generation_n{args.n}" + ("" if only == set(RUNS) else "_" + "_".join(r for r in RUNS if r in only)),
+            figures)
 
 
 def _synthetic(n: int, seed: int = 7) -> list[Any]:
@@ -166,6 +197,9 @@ def main() -> None:
     g.add_argument("--n", type=int, default=1000)
     g.add_argument("--latency", type=int, default=200)
     g.add_argument("--concurrency", type=int, default=256, help="requests in flight (the recipe's model.concurrency)")
+    g.add_argument("--only", default=",".join(RUNS), help=f"comma-separated runs out of {','.join(RUNS)}")
+    g.add_argument("--profile", metavar="DIR", help="run each under cProfile, profiles to DIR/<run>.prof "
+                   "(figures are printed, not recorded)")
     f = sub.add_parser("filter")
     f.add_argument("--records", type=int, default=100_000)
     f.add_argument("--dask", action="store_true", help="also on Dask with one and with two workers")

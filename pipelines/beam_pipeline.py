@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import apache_beam as beam
 
 from valuecorpus.pipelines.beam_io import ReadPlan, WriteTable
+from valuecorpus.pipelines.beam_join import JoinOnKey
 from valuecorpus.pipelines.chains.base import Chain, SampleState
 from valuecorpus.pipelines.chains.runner import apply, finish, initial_state, prepare
 from valuecorpus.pipelines.engine.beam import Generate, close_engines
@@ -61,9 +62,9 @@ class _Absorb(beam.DoFn):
 
     def process(self, element: tuple[str, dict[str, list[Any]]]) -> Any:
         _key, groups = element
-        for state, reqs in groups["state"]:
+        for state, request_ids in groups["state"]:
             outcomes = {o.request_id: o for o in groups["out"]}
-            new_state, dead = apply(self.step, state, reqs, outcomes)
+            new_state, dead = apply(self.step, state, request_ids, outcomes)
             yield new_state
             for d in dead:
                 yield beam.pvalue.TaggedOutput("dead", d)
@@ -99,9 +100,10 @@ class RunStep(beam.PTransform):
         outcomes = ((outcomes.results, outcomes.dead_letters)
                     | "Outcomes" >> beam.Flatten()
                     | "KeyOutcomes" >> beam.Map(lambda o: (_sample_of(o), o)))
-        keyed = prepared | "KeyStates" >> beam.Map(lambda p: (p[0].sample_id, p))
+        # the requests themselves went to the model: the join needs only their ids (their order)
+        keyed = prepared | "KeyStates" >> beam.Map(lambda p: (p[0].sample_id, (p[0], [r.request_id for r in p[1]])))
         return ({"state": keyed, "out": outcomes}
-                | "Join" >> beam.CoGroupByKey()
+                | "Join" >> JoinOnKey()
                 | "Absorb" >> beam.ParDo(_Absorb(chain, index)).with_outputs("dead", main="states"))
 
 
@@ -162,7 +164,7 @@ class Judge(beam.PTransform):
                      | "KeyJudgeOutcomes" >> beam.Map(lambda o: (o.request_id, o)))
         keyed = records | "KeyRecords" >> beam.Map(lambda r: (judge_request_id(r), r))
         return ({"record": keyed, "out": keyed_out}
-                | "JoinVerdicts" >> beam.CoGroupByKey()
+                | "JoinVerdicts" >> JoinOnKey()
                 | "Verdicts" >> beam.FlatMap(_judged, chain).with_outputs(FILTERED, "dead", main=KEPT))
 
 
@@ -315,10 +317,11 @@ class ChainPipeline(beam.PTransform):
         # combines without defaults: a default would be a side input, which the Dask runner computes inside a
         # task, waiting on the cluster from one of its own workers (a deadlock with single-thread workers)
         summary = states | "Summary" >> beam.CombineGlobally(_StateSummary()).without_defaults()
-        start = pbegin | "Start" >> beam.Create([("start", None)])  # Done runs even for an empty run
+        tagged = tuple[str, Any]  # one coder for the three inputs (else the in-memory runner re-encodes them)
+        start = pbegin | "Start" >> beam.Create([("start", None)]).with_output_types(tagged)  # runs on empty runs
         return ((start,
-                 written | "TagWritten" >> beam.Map(lambda tr: ("written", tr)),
-                 summary | "TagSummary" >> beam.Map(lambda s: ("summary", s)))
+                 written | "TagWritten" >> beam.Map(lambda tr: ("written", tr)).with_output_types(tagged),
+                 summary | "TagSummary" >> beam.Map(lambda s: ("summary", s)).with_output_types(tagged))
                 | "Everything" >> beam.Flatten()
                 | "Gather" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
                 | "Done" >> beam.Map(_write_summary, f"{self.out_url}/_work/{SUMMARY}"))

@@ -8,6 +8,7 @@ executor runs them. Both executors call `runner.prepare` / `runner.apply` around
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -40,11 +41,47 @@ class SampleState(BaseModel):
     failed_class: str | None = Field(None, description="dead-letter error class: schema, check…")
     failed_raw: str | None = Field(None, description="the output that failed the check, truncated")
 
+    def clone(self) -> SampleState:
+        """A deep copy, as `model_copy(deep=True)` makes it (shared sub-objects stay shared), built for what a
+        state holds: dicts, lists and scalars are copied directly, anything else by `copy.deepcopy`. A step
+        copies each state before it changes it; deepcopy's generic dispatch cost ~0.3 ms per state."""
+        new = self.model_copy()
+        fields = new.__dict__
+        memo: dict[int, Any] = {}
+        for name, value in fields.items():
+            if type(value) not in _ATOMS:
+                fields[name] = _clone(value, memo)
+        return new
+
     def fail(self, reason: str, error_class: str = "check", raw: str | None = None) -> SampleState:
         """Stop this sample; it becomes a dead letter with this reason."""
         self.failed, self.failed_class = reason, error_class
         self.failed_raw = raw[:2000] if raw else None
         return self
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def _clone(value: Any, memo: dict[int, Any]) -> Any:
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is not dict and kind is not list:
+        return copy.deepcopy(value, memo)  # the same memo: an object reached twice is copied once
+    done = memo.get(id(value))
+    if done is not None:
+        return done
+    if kind is dict:
+        out: Any = {}
+        memo[id(value)] = out
+        for k, v in value.items():
+            out[k] = v if type(v) in _ATOMS else _clone(v, memo)
+    else:
+        out = []
+        memo[id(value)] = out
+        out.extend(v if type(v) in _ATOMS else _clone(v, memo) for v in value)
+    return out
 
 
 class Step(ABC):
@@ -63,7 +100,11 @@ class Step(ABC):
 
     @property
     def prompt(self) -> Template:
-        return self.chain.template_for(self)
+        """The step's template, resolved once per step (asked for twice per request)."""
+        template = self.__dict__.get("_prompt")
+        if template is None:
+            template = self._prompt = self.chain.template_for(self)
+        return template
 
     def request(self, state: SampleState, variables: dict[str, Any],
                 json_schema: dict[str, Any] | None = None, index: int = 0) -> GenerationRequest:

@@ -64,7 +64,7 @@ def prepare(step: Step, state: SampleState) -> tuple[SampleState, list[Generatio
     """The step's requests for one sample, with the prompt version recorded in the state."""
     if state.failed:
         return state, []
-    state = state.model_copy(deep=True)
+    state = state.clone()
     reqs = step.requests(state)
     for req in reqs:  # the engine copies it into dead letters: every outcome finds its sample
         req.metadata.setdefault("plan_item", state.sample_id)
@@ -102,15 +102,16 @@ def check_dead_letter(state: SampleState, step_name: str) -> DeadLetter:
     )
 
 
-def apply(step: Step, state: SampleState, requests: list[GenerationRequest],
+def apply(step: Step, state: SampleState, request_ids: list[str],
           outcomes: dict[str, Outcome]) -> tuple[SampleState, list[DeadLetter]]:
-    """Fold the outcomes of this sample's requests into its state. Returns the new state and dead letters."""
+    """Fold the outcomes of this sample's requests (their ids, in the order `prepare` made them) into its
+    state. Returns the new state and dead letters."""
     if state.failed:
         return state, []
     engine_failures: list[DeadLetter] = []
     results: list[GenerationResult] = []
-    for req in requests:
-        out = outcomes[req.request_id]
+    for request_id in request_ids:
+        out = outcomes[request_id]
         if isinstance(out, DeadLetter):
             engine_failures.append(out.model_copy(update={"plan_item": out.plan_item or state.sample_id}))
         else:
@@ -170,7 +171,7 @@ def execute(chain: Chain, states: list[SampleState], engine: EngineLike,
         outcomes = {o.request_id: o for o in engine.generate(batch)} if batch else {}
         states = []
         for state, reqs in prepared:
-            state, failures = apply(step, state, reqs, outcomes)
+            state, failures = apply(step, state, [r.request_id for r in reqs], outcomes)
             dead.extend(failures)
             states.append(state)
         if on_step is not None:

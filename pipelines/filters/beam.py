@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import apache_beam as beam
 import numpy as np
 
+from valuecorpus.pipelines.beam_join import JoinOnKey
 from valuecorpus.pipelines.filters.core import _per_record, near_duplicate_reason
 from valuecorpus.pipelines.filters.echo import PromptEcho, prompt_echo, repeat_hit, repeat_keys, sample_of
 from valuecorpus.pipelines.filters.minhash import SIG_DTYPE, band_keys, jaccard, lsh_params, minhash_values
@@ -187,14 +188,15 @@ class FilterRecords(beam.PTransform):
         filtered_parts = [checked[FILTERED]]
         if nd.enabled:
             (bands, rows), num_perm, threshold = lsh_params(nd.threshold, nd.num_perm), nd.num_perm, nd.threshold
+            signed = tuple[str, bytes]  # declared: the flatten with the published ones needs one coder
             sigs = groups | "Signature" >> beam.Map(
-                lambda g: (g[0], _signature(chain.text_of(g[1][0]), num_perm)))
+                lambda g: (g[0], _signature(chain.text_of(g[1][0]), num_perm))).with_output_types(signed)
             if self.published is not None and nd.against_published:
                 published = (self.published
                              | "PublishedSignature" >> beam.Map(
                                  lambda it: (PUBLISHED + it[0], _signature(it[1], num_perm)))
                              | "OnePerPublishedId" >> beam.combiners.Top.LargestPerKey(1)
-                             | "Unwrap" >> beam.Map(lambda kv: (kv[0], kv[1][0])))
+                             | "Unwrap" >> beam.Map(lambda kv: (kv[0], kv[1][0])).with_output_types(signed))
                 sigs = (sigs, published) | "AllSignatures" >> beam.Flatten()
             pairs = (sigs
                      | "Bands" >> beam.FlatMap(_bands, bands, rows)
@@ -202,10 +204,10 @@ class FilterRecords(beam.PTransform):
                      | "CandidatePairs" >> beam.FlatMap(_pairs)
                      | "UniquePairs" >> beam.Distinct())
             first = ({"sig": sigs, "pair": pairs}
-                     | "JoinFirst" >> beam.CoGroupByKey()
+                     | "JoinFirst" >> JoinOnKey()
                      | "AttachFirst" >> beam.FlatMap(_attach_first))
             edges = ({"sig": sigs, "first": first}
-                     | "JoinSecond" >> beam.CoGroupByKey()
+                     | "JoinSecond" >> JoinOnKey()
                      | "Verify" >> beam.FlatMap(_verify, threshold))
             decisions = (edges  # the duplicate pairs only, never the records; no default (a side input)
                          | "Pairs" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
@@ -213,7 +215,7 @@ class FilterRecords(beam.PTransform):
         else:
             decisions = groups | "NoPairs" >> beam.FlatMap(lambda _g: iter(()))
         decided = ({"group": groups, "decision": decisions}
-                   | "JoinDecision" >> beam.CoGroupByKey()
+                   | "JoinDecision" >> JoinOnKey()
                    | "Decide" >> beam.FlatMap(_decide).with_outputs(FILTERED, main=KEPT))
         filtered_parts.append(decided[FILTERED])
         kept = (checked[KEPT], decided[KEPT]) | "Kept" >> beam.Flatten()
@@ -269,7 +271,7 @@ class _DropRepeated(beam.PTransform):
                 | "ByFieldText" >> beam.GroupByKey()
                 | "FirstHolder" >> beam.FlatMap(_holders))
         decided = ({"record": kept | "ById" >> beam.Map(lambda r: (r.id, r)), "first": told}
-                   | "JoinHolders" >> beam.CoGroupByKey()
+                   | "JoinHolders" >> JoinOnKey()
                    | "DecideRepeats" >> beam.FlatMap(decide).with_outputs(FILTERED, main=KEPT))
         return decided[KEPT], decided[FILTERED]
 
@@ -313,6 +315,6 @@ class _DropDependents(beam.PTransform):
         parts = kept | "ByParent" >> beam.FlatMap(split).with_outputs("free", main="child")
         dropped = self.filtered | "KeyDropped" >> beam.Map(lambda f: (f.sample_id, f))
         decided = ({"child": parts.child, "dropped": dropped}
-                   | "JoinParents" >> beam.CoGroupByKey()
+                   | "JoinParents" >> JoinOnKey()
                    | "Dependents" >> beam.FlatMap(_dependent).with_outputs(FILTERED, main=KEPT))
         return (parts.free, decided[KEPT]) | "KeptWithParents" >> beam.Flatten(), decided[FILTERED]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from valuecorpus.pipelines.filters.text import normalise, normalised_hash, normalised_shingles, text_hash
+from valuecorpus.pipelines.filters.text import normalise, normalised_hash, normalised_shingles, shingles, text_hash
 
 if TYPE_CHECKING:
     from valuecorpus.pipelines.chains.base import Chain
@@ -37,11 +37,10 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 def tokens(text: str) -> int:
     """Words; for Chinese, characters / 2 (a word is about two characters)."""
-    return normalised_token_count(normalise(text))
+    return _tokens(normalise(text))
 
 
-def normalised_token_count(norm: str) -> int:
-    """`tokens` of a text whose normalised form is `norm`."""
+def _tokens(norm: str) -> int:
     if _CJK.search(norm):
         return len(norm.replace(" ", "")) // 2
     return len(norm.split())
@@ -60,15 +59,15 @@ class PromptEcho:
         self.sentences = {normalise(s) for t in texts for s in sentences(t) if tokens(s) >= MIN_SENTENCE_TOKENS}
         self.grams: set[str] = set()
         for t in texts:
-            self.grams |= normalised_shingles(normalise(t), GRAM)
+            self.grams |= shingles(t, GRAM)
 
     def copy_reason(self, text: str) -> str | None:
-        norm = normalise(text)  # once for the whole-text, token and n-gram checks; each sentence once
-        if normalised_token_count(norm) >= MIN_WHOLE_TOKENS and normalised_hash(norm) in self.whole:
+        norm = normalise(text)  # once per text and sentence: a record's dozen fields are each checked three ways
+        if _tokens(norm) >= MIN_WHOLE_TOKENS and normalised_hash(norm) in self.whole:
             return "is the prompt's own text"
         for s in sentences(text):
-            s_norm = normalise(s)
-            if normalised_token_count(s_norm) >= MIN_SENTENCE_TOKENS and s_norm in self.sentences:
+            sentence = normalise(s)
+            if _tokens(sentence) >= MIN_SENTENCE_TOKENS and sentence in self.sentences:
                 return f"copies the prompt's sentence {s[:80]!r}"
         grams = normalised_shingles(norm, GRAM)
         if len(grams) >= 3:
@@ -110,15 +109,9 @@ def repeat_keys(chain: Chain, record: Record, min_words: int) -> list[RepeatKey]
     "negative_consequence (to_do)" and "(not_to_do)" are one field kind."""
     keys = []
     for name, text, across in chain.echo_fields(record):
-        if across and text and (found := _long_hash(text, min_words)):
-            keys.append((name.split(" (")[0], found))
+        if across and text and _tokens(norm := normalise(text)) >= min_words:
+            keys.append((name.split(" (")[0], normalised_hash(norm)))
     return keys
-
-
-def _long_hash(text: str, min_words: int) -> str | None:
-    """The text's hash when it has at least `min_words` tokens (one normalisation for both)."""
-    norm = normalise(text)
-    return normalised_hash(norm) if normalised_token_count(norm) >= min_words else None
 
 
 def repeat_hit(chain: Chain, record: Record, min_words: int, first: dict[RepeatKey, Holder]
@@ -128,9 +121,9 @@ def repeat_hit(chain: Chain, record: Record, min_words: int, first: dict[RepeatK
     sample may share a field."""
     sample = sample_of(record)
     for name, text, across in chain.echo_fields(record):
-        if not (across and text and (found := _long_hash(text, min_words))):
+        if not (across and text and _tokens(norm := normalise(text)) >= min_words):
             continue
-        holder = first.get((name.split(" (")[0], found))
+        holder = first.get((name.split(" (")[0], normalised_hash(norm)))
         if holder is not None and holder[1] != sample:
             return f"{name} repeats the text of another sample", holder[0]
     return None

@@ -43,10 +43,26 @@ def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
     return a.reshape(1, 1, -1), b.reshape(1, 1, -1)
 
 
+# (threshold, num_perm) -> (bands, rows) as `MinHashLSH` derives them, for the usual settings: importing datasketch
+# (it brings scipy.integrate) is half a second of CPU in every run. tests/pipelines/test_filters_minhash.py
+# checks every entry against datasketch.
+KNOWN_LSH_PARAMS: dict[tuple[float, int], tuple[int, int]] = {
+    (0.5, 64): (14, 4), (0.55, 64): (12, 5), (0.6, 64): (10, 6), (0.65, 64): (9, 7), (0.7, 64): (8, 8),
+    (0.75, 64): (7, 9), (0.8, 64): (5, 11), (0.85, 64): (4, 15), (0.9, 64): (3, 21), (0.95, 64): (2, 32),
+    (0.5, 128): (25, 5), (0.55, 128): (21, 6), (0.6, 128): (18, 7), (0.65, 128): (16, 8), (0.7, 128): (14, 9),
+    (0.75, 128): (11, 11), (0.8, 128): (9, 13), (0.85, 128): (8, 16), (0.9, 128): (5, 25), (0.95, 128): (3, 42),
+    (0.5, 256): (42, 6), (0.55, 256): (36, 7), (0.6, 256): (32, 8), (0.65, 256): (28, 9), (0.7, 256): (25, 10),
+    (0.75, 256): (21, 12), (0.8, 256): (17, 15), (0.85, 256): (13, 19), (0.9, 256): (9, 28), (0.95, 256): (5, 51),
+}
+
+
 @lru_cache(maxsize=8)
 def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     """(bands, rows) that datasketch's `MinHashLSH` derives for the threshold (equal false positive and false
     negative weights)."""
+    known = KNOWN_LSH_PARAMS.get((threshold, num_perm))
+    if known is not None:
+        return known
     from datasketch import MinHashLSH
 
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)

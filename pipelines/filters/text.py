@@ -35,7 +35,7 @@ def text_hash(text: str) -> str:
 
 
 def normalised_hash(norm: str) -> str:
-    """`text_hash` of a text whose `normalise`d form is `norm` (for checks that normalise a text once)."""
+    """`text_hash` of a text already normalised."""
     return hashlib.sha256(norm.encode("utf-8")).hexdigest()
 
 
@@ -50,7 +50,7 @@ def shingle_tokens(text: str) -> list[str]:
 
 
 def normalised_tokens(norm: str) -> list[str]:
-    """`shingle_tokens` of a text whose normalised form is `norm`."""
+    """`shingle_tokens` of a text already normalised."""
     return list(norm.replace(" ", "")) if CJK.search(norm) else norm.split()
 
 
@@ -60,7 +60,7 @@ def shingles(text: str, size: int = 3) -> set[str]:
 
 
 def normalised_shingles(norm: str, size: int = 3) -> set[str]:
-    """`shingles` of a text whose normalised form is `norm`."""
+    """`shingles` of a text already normalised."""
     tokens = normalised_tokens(norm)
     if len(tokens) < size:
         return {" ".join(tokens)} if tokens else set()

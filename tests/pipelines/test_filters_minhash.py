@@ -11,6 +11,7 @@ import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from valuecorpus.pipelines.filters.minhash import (
+    KNOWN_LSH_PARAMS,
     candidate_pairs,
     jaccard,
     lsh_params,
@@ -75,6 +76,16 @@ def test_banding_finds_what_datasketch_lsh_finds() -> None:
     found = candidate_pairs(sigs, bands, rows)
     assert found == expected
     assert len(found) >= 20  # the input has candidates to find
+
+
+def test_the_known_lsh_parameters_are_datasketchs() -> None:
+    """The table that spares a run datasketch's import gives what `MinHashLSH` derives, and a setting outside
+    it is derived by datasketch."""
+    for (threshold, num_perm), params in KNOWN_LSH_PARAMS.items():
+        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        assert (lsh.b, lsh.r) == params, (threshold, num_perm)
+    lsh = MinHashLSH(threshold=0.42, num_perm=96)
+    assert lsh_params(0.42, 96) == (lsh.b, lsh.r)
 
 
 def test_the_hashed_shingles_are_the_shingle_set() -> None:
