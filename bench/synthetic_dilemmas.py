@@ -9,8 +9,6 @@ group, empty dead letters and filtered tables, and the manifest last.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -71,9 +69,16 @@ def _sql(start: int, stop: int) -> str:
     """
 
 
-def stage_synthetic(home: DataHome, run_id: str, rows: int, offset: int = 0) -> RunLayout:
-    """Stage `rows` synthetic dilemmas (row numbers from `offset`) as a run, streamed in chunks of 100,000."""
+def stage_synthetic(home: DataHome, run_id: str, rows: int, offset: int = 0, dataset: str = "bench") -> RunLayout:
+    """Stage `rows` synthetic dilemmas (row numbers from `offset`) as a run, streamed in chunks of 100,000. Its
+    manifest holds the shipped `dilemmas` recipe (output: `dataset`), whose filters `valuecorpus dedupe`
+    applies."""
     import duckdb
+
+    from valuecorpus.pipelines.recipes import load_recipe
+
+    recipe = load_recipe("dilemmas", {"count": rows}).model_dump(mode="json")
+    recipe["output"]["dataset"] = dataset
 
     tax = load_taxonomy("dailydilemmas_values")
     values = [{"k": i, "name": n.name, **{f: n.labels.get(f) for f in ("wvs", "mft", "virtue", "emotion", "maslow")}}
@@ -107,12 +112,7 @@ def stage_synthetic(home: DataHome, run_id: str, rows: int, offset: int = 0) -> 
         write_records(layout.dead_letters, [], DeadLetter)
         write_records(layout.filtered, [], FilteredSample)
         layout.write_manifest(RunManifest(run_id=run_id, origin="generate", kinds=["dilemma"],
-                                          counts={"dilemma": rows}, models=["synthetic"],
+                                          counts={"dilemma": rows}, models=["synthetic"], recipe=recipe,
                                           taxonomy_versions={tax.name: tax.version}, plan_items=rows))
     return home.run(run_id)
 
-
-def texts(path: Path) -> list[tuple[str, str]]:
-    """(id, dilemma_situation) of a records file, as the near-duplicate filter receives published texts."""
-    table = pq.ParquetFile(path).read(columns=["id", "dilemma_situation"])
-    return list(zip(table.column("id").to_pylist(), table.column("dilemma_situation").to_pylist(), strict=True))

@@ -3,19 +3,18 @@
 
 1. setup (not timed as part of the flow): a run of N rows; when the filter runs at this size (`--filter-max`),
    it is published and a new run of N other rows is staged;
-2. near-duplicate filtering of the new run against the published version's texts, through the public
-   `pipelines.filters.apply_filters` (the records as models, the published texts as (id, text) pairs);
+2. `valuecorpus dedupe new --dataset bench --as new-filtered`: exact and near-duplicates of the new run within
+   itself and against the published version, by column (`pipelines/dedupe.py`), staged as a new run;
 3. `valuecorpus validate RUN --dataset bench` (the CLI, process start and Great Expectations import included);
 4. `valuecorpus publish RUN --dataset bench` of the filtered run (the gate validates again, then publishes);
 5. DuckDB `GROUP BY` counts over the published rows (`warehouse.query`, timed in-process, three times): the
    value labels through the nested `actions[].values[]` lists, the same count from the version's flat
    value-label companion (`<dataset>__values`), and a flat column (`topic_group`).
 
-Every step runs in its own process: wall time and that process's peak RSS (`os.wait4`). The filter step can be
-limited by size (`--filter-max`), since the current filter's cost is the point of measuring it; `--profile`
-writes the filter's top functions (cProfile) at the smallest size.
+Every step runs in its own process: wall time and that process's peak RSS (`os.wait4`). The flow of the issue is
+dedupe + publish (publish validates first). The dedupe step can be limited by size (`--filter-max`).
 
-    python -m bench.warehouse_scale [--sizes 100000,300000,1000000] [--filter-max 1000000] [--out DIR]
+    python -m bench.warehouse_scale [--sizes 100000,300000,1000000] [--filter-max 1000000] [--out FILE]
 """
 
 from __future__ import annotations
@@ -59,70 +58,6 @@ def step_stage(home: str, run_id: str, rows: int, offset: int) -> None:
     from valuecorpus.schemas.layout import DataHome
 
     stage_synthetic(DataHome(home), run_id, rows, offset=offset)
-
-
-def step_filter(home: str, run_id: str, published_run: str, out_run: str, profile: str | None) -> None:
-    """Filter `run_id` against the texts of `published_run`'s records (as the CLI hands over the latest published
-    version's texts), then stage the kept rows and the filtered table as `out_run`."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from bench.synthetic_dilemmas import texts
-    from valuecorpus.pipelines.chains import chain_class
-    from valuecorpus.pipelines.filters import apply_filters
-    from valuecorpus.pipelines.recipes import load_recipe
-    from valuecorpus.schemas.arrow import from_table, write_records
-    from valuecorpus.schemas.layout import DataHome
-    from valuecorpus.schemas.run_tables import FilteredSample
-
-    home_ = DataHome(home)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    table = pq.ParquetFile(home_.run(run_id).records("dilemma")).read()
-    records = from_table(table)
-    published = texts(home_.run(published_run).records("dilemma"))
-    timings["load_records_and_texts"] = time.perf_counter() - t0
-    chain = chain_class("dilemmas")(load_recipe("dilemmas"), None)
-    t0 = time.perf_counter()
-    if profile:
-        import cProfile
-        import pstats
-
-        prof = cProfile.Profile()
-        result = prof.runcall(apply_filters, chain, records, published, {})
-        stats = pstats.Stats(prof)
-        stats.sort_stats("cumulative")
-        with open(profile, "w") as fh:
-            stats.stream = fh  # type: ignore[attr-defined]
-            stats.print_stats(25)
-    else:
-        result = apply_filters(chain, records, published, {})
-    timings["apply_filters"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    kept = {r.id for r in result.kept}
-    kept_table = table.filter(pc.is_in(table.column("id"), value_set=pa.array(sorted(kept))))
-    source = home_.run(run_id)
-    with home_.staging(out_run) as layout:
-        layout.records_dir.mkdir(parents=True)
-        pq.write_table(kept_table, layout.records("dilemma"), compression="zstd")
-        shutil.copyfile(source.plan, layout.plan)
-        shutil.copyfile(source.dead_letters, layout.dead_letters)
-        write_records(layout.filtered, sorted(result.filtered, key=lambda f: f.sample_id), FilteredSample)
-        manifest = source.read_manifest().model_copy(update={
-            "run_id": out_run, "counts": {"dilemma": kept_table.num_rows}, "filtered": len(result.filtered)})
-        layout.write_manifest(manifest)
-    timings["stage_kept"] = time.perf_counter() - t0
-    print(json.dumps({"kept": len(kept), "filtered": len(result.filtered),
-                      "by_filter": _count(f.filter for f in result.filtered),
-                      "timings": {k: round(v, 2) for k, v in timings.items()}}))
-
-
-def _count(values: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return out
 
 
 QUERIES = {
@@ -180,7 +115,7 @@ def _last_json(step: dict[str, Any]) -> Any:
     return None
 
 
-def measure(rows: int, work: Path, filter_max: int, profile: bool, parts: bool) -> dict[str, Any]:
+def measure(rows: int, work: Path, filter_max: int, parts: bool) -> dict[str, Any]:
     home = work / f"home-{rows}"
     shutil.rmtree(home, ignore_errors=True)
     env = {**os.environ, "VALUECORPUS_HOME": str(home), "PYTHONPATH": str(REPO)}
@@ -191,10 +126,10 @@ def measure(rows: int, work: Path, filter_max: int, profile: bool, parts: bool) 
     if rows <= filter_max:  # the filter's flow: a published version, a new run filtered against it
         out["publish_base"] = _child([*vc, "publish", "base", "--dataset", DATASET], env)
         out["stage_new"] = _child(_py("stage", str(home), "new", str(rows), str(rows)), env)
-        prof = str(work / f"filter-profile-{rows}.txt") if profile else None
-        args = ["filter", str(home), "new", "base", "new-filtered"] + ([prof] if prof else [])
-        out["filter"] = _child(_py(*args), env)
-        out["filter"]["result"] = _last_json(out["filter"])
+        out["filter"] = _child([*vc, "dedupe", "new", "--dataset", DATASET, "--as", "new-filtered"], env)
+        if out["filter"]["code"] == 0:
+            manifest = json.loads((home / "runs" / "new-filtered" / "manifest.json").read_text())
+            out["filter"]["result"] = {"counts": manifest["counts"], **manifest["deduped"]}
         candidate = "new-filtered" if out["filter"]["code"] == 0 else "new"
     out["validate_cli"] = _child([*vc, "validate", candidate, "--dataset", DATASET], env)
     if parts:
@@ -212,13 +147,11 @@ def measure(rows: int, work: Path, filter_max: int, profile: bool, parts: bool) 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    steps = {"stage": step_stage, "filter": step_filter, "query": step_query, "validate": step_validate_inprocess}
+    steps = {"stage": step_stage, "query": step_query, "validate": step_validate_inprocess}
     if argv and argv[0] in steps:
         name, rest = argv[0], argv[1:]
         if name == "stage":
             step_stage(rest[0], rest[1], int(rest[2]), int(rest[3]))
-        elif name == "filter":
-            step_filter(rest[0], rest[1], rest[2], rest[3], rest[4] if len(rest) > 4 else None)
         elif name == "query":
             step_query(rest[0])
         else:
@@ -226,8 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000,300000,1000000")
-    parser.add_argument("--filter-max", type=int, default=1_000_000, help="largest size the filter step runs at")
-    parser.add_argument("--profile", action="store_true", help="cProfile the filter at the smallest size")
+    parser.add_argument("--filter-max", type=int, default=1_000_000, help="largest size the dedupe step runs at")
     parser.add_argument("--no-parts", action="store_true", help="the validation's breakdown at the smallest size only")
     parser.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
     parser.add_argument("--out", default=str(RESULTS / "warehouse_scale.json"))
@@ -237,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     for i, rows in enumerate(sizes):
         print(f"== {rows:,} rows", flush=True)
-        res = measure(rows, work, args.filter_max, args.profile and i == 0, parts=not args.no_parts or i == 0)
+        res = measure(rows, work, args.filter_max, parts=not args.no_parts or i == 0)
         results["sizes"].append(res)
         print(json.dumps({k: (v if not isinstance(v, dict) else {x: v.get(x) for x in ("seconds", "code",
                           "peak_rss_mib", "result") if x in v}) for k, v in res.items()}, indent=1), flush=True)

@@ -254,12 +254,9 @@ def _write_summary(parts: list[tuple[str, Any]], url: str) -> str:
 
 
 def _published_texts(url: str, chain: Chain) -> Any:
-    from valuecorpus.schemas.arrow import read_records
+    from valuecorpus.pipelines.filters.stored_texts import stored_texts
 
-    for record in read_records(url):
-        text = chain.text_of(record)
-        if text:
-            yield record.id, text
+    yield from stored_texts(chain, [url])
 
 
 class ChainPipeline(beam.PTransform):

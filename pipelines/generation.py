@@ -117,12 +117,9 @@ def _published_compared(options: GenerateOptions) -> dict[str, Any]:
 
 def published_texts(chain: Chain, options: GenerateOptions) -> list[tuple[str, str]]:
     """(id, text) of the published version, for the executors that filter in this process."""
-    from valuecorpus.schemas.arrow import read_records
+    from valuecorpus.pipelines.filters.stored_texts import stored_texts
 
-    texts = list(options.published)
-    for url in options.published_files:
-        texts.extend((r.id, t) for r in read_records(url) if (t := chain.text_of(r)))
-    return texts
+    return [*options.published, *stored_texts(chain, options.published_files)]
 
 
 def add_seed_stage(out: RunOutput, pool: SeedPool) -> None:

@@ -28,7 +28,7 @@ def test_every_command_answers_help() -> None:
     paths = command_paths(root)
     names = {" ".join(p) for p in paths}
     # the commands each component contributes are all registered
-    for expected in ["import", "taxonomy list", "generate", "runs", "run show", "run resume", "cache stats",
+    for expected in ["import", "taxonomy list", "generate", "dedupe", "runs", "run show", "run resume", "cache stats",
                      "validate", "publish", "versions", "sql", "diff", "annotation server start", "curate push",
                      "curate pull", "curate status", "utilities fit", "export", "report"]:
         assert expected in names, f"missing command: {expected}"

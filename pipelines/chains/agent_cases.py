@@ -285,6 +285,7 @@ class RubricStep(Step):
 class AgentCaseChain(Chain):
     kind = "agent_cases"
     record_kinds = ("agent_case", "rubric", "agent_environment")
+    text_fields = ("task_description",)  # what `text_of` reads
     input_kind = "agent_environment"
     Params = Params
     step_classes = (TaskStep, StateStep, CheckpointStep, GoldenStep, RubricStep)

@@ -166,6 +166,9 @@ class Chain(ABC):
     # plan axis (the plan item's key) -> the record field that carries its value: coverage is counted from the
     # records through these, and a record's field holds exactly what the planner planned
     stratum_fields: ClassVar[dict[str, str]] = {}
+    # the top-level record fields `text_of` reads: stored texts (a published version's, a staged run's) are read
+    # by these columns alone (`filters/stored_texts.py`), with `text_of` applied to a record holding just them
+    text_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, recipe: Recipe, inputs: list[dict[str, Any]] | None = None) -> None:
         self.recipe = recipe

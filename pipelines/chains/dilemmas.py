@@ -245,6 +245,7 @@ class ReasonsStep(_PerAction):
 class DilemmaChain(Chain):
     kind = "dilemmas"
     record_kinds = ("dilemma",)
+    text_fields = ("dilemma_situation",)  # what `text_of` reads
     input_kind = "dilemma"  # input dilemmas give their basic situations as seeds
     Params = Params
     step_classes = (SituationStep, ConsequenceStep, PartiesStep, ValuesStep, ReasonsStep)

@@ -216,6 +216,7 @@ def persona_id(stance: str, situation: str) -> str:
 class MoralGraphInterviewChain(Chain):
     kind = "moral_graph"
     record_kinds = ("interview", "values_card", "moral_graph_context")
+    text_fields = ("turns",)  # what `text_of` reads
     input_kind = "moral_graph_question"
     Params = Params
     interview = Repeat((InterviewerStep, ParticipantStep), until="interview_done", turns="max_turns",

@@ -100,6 +100,7 @@ class CompareStep(Step):
 class OutcomeComparisonChain(Chain):
     kind = "outcome_comparisons"
     record_kinds = ("outcome_comparison",)
+    text_fields = ("option_a", "option_b")  # what `text_of` reads
     Params = Params
     step_classes = (CompareStep,)
 

@@ -157,6 +157,7 @@ class DescriptionStep(Step):
 class PerspectiveChain(Chain):
     kind = "perspectives"
     record_kinds = ("perspective",)
+    text_fields = ("description",)  # what `text_of` reads
     input_kind = "dilemma"
     Params = Params
     step_classes = (SituationStep, ActionStep, DescriptionStep)

@@ -151,6 +151,7 @@ class StanceStep(Step):
 class PreferencePairChain(Chain):
     kind = "preference_pairs"
     record_kinds = ("preference_pair",)
+    text_fields = ("prompt", "chosen")  # what `text_of` reads
     Params = Params
     step_classes = (QuestionStep, ResponsesStep, StanceStep)
     stratum_fields: ClassVar[dict[str, str]] = {"topic_group": "topic"}

@@ -150,6 +150,7 @@ def shuffled_options(texts: dict[str, str], seed: int) -> list[RuleOption]:
 class RulePairChain(Chain):
     kind = "rule_pair_dilemmas"
     record_kinds = ("rule_pair_dilemma",)
+    text_fields = ("scene",)  # what `text_of` reads
     Params = Params
     step_classes = (ContradictionStep, SceneStep)
 

@@ -288,6 +288,7 @@ def repair_hierarchy(chosen: dict[str, list[str]], repair: bool = True) -> tuple
 class ValueRuleChain(Chain):
     kind = "value_rules"
     record_kinds = ("value_rule",)
+    text_fields = ("rule",)  # what `text_of` reads
     Params = Params
     step_classes = (SceneStep, RuleStep, RefineStep, RelevanceStep, ClassifyStep, LabelStep, RewriteStep,
                     TranslateStep)

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from valuecorpus.pipelines.filters.duplicates import (
+    DuplicateSettings,
+    duplicate_drops,
+    hash_texts,
+    near_duplicate_reason,
+)
 from valuecorpus.pipelines.filters.echo import PromptEcho, drop_repeated, echo_in_record, prompt_echo
-from valuecorpus.pipelines.filters.minhash import candidate_pairs, jaccard, lsh_params, minhash_signatures
-from valuecorpus.pipelines.filters.text import find_terms, language_confidence, text_hash
+from valuecorpus.pipelines.filters.text import find_terms, language_confidence
 from valuecorpus.schemas.records import Record
 from valuecorpus.schemas.run_tables import FilteredSample
 
 if TYPE_CHECKING:
     from valuecorpus.pipelines.chains.base import Chain
+
+__all__ = ["FilterResult", "apply_filters", "near_duplicate_reason"]
 
 
 @dataclass
@@ -80,32 +86,24 @@ def apply_filters(chain: Chain, records: list[Record], published: list[tuple[str
         else:
             survivors.append(record)
 
-    seen: dict[str, str] = {}
-    nd = f.near_duplicate
-    texts: list[tuple[Record, str, str]] = []  # (record, text, normalised text hash) of survivors with a text
+    texts: list[tuple[Record, str]] = []  # survivors with a text, in id order
     for record in survivors:
         text = chain.text_of(record)
         if text:
-            texts.append((record, text, text_hash(text)))
+            texts.append((record, text))
         else:
             out.kept.append(record)
-    near = None
-    if nd.enabled:
-        groups = {key: text for _r, text, key in reversed(texts)}  # one text per normalised text: MinHashed once
-        near = _NearDuplicates(nd.threshold, nd.num_perm, (published or []) if nd.against_published else [], groups)
-    for record, _text, key in texts:
-        if f.exact_duplicate and key in seen:
-            _drop(out, record, "exact_duplicate", "same normalised text", matched=seen[key])
-            continue
-        if near is not None:
-            match = near.match(key)
-            if match is not None:
-                name, reason, other = near_duplicate_reason(*match)
-                _drop(out, record, name, reason, matched=other, score=match[1])
-                continue
-            near.add(key, record.id)
-        seen.setdefault(key, record.id)
-        out.kept.append(record)
+    settings = DuplicateSettings.of(f)
+    run = hash_texts(settings, [([r.id for r, _t in texts], [t for _r, t in texts])])
+    against = None
+    if settings.near and f.near_duplicate.against_published and published:
+        against = hash_texts(settings, [([i for i, _t in published], [t for _i, t in published])], exact_keys=False)
+    dropped = {d.position: d for d in duplicate_drops(run, against)}
+    for position, (record, _text) in enumerate(texts):
+        if (d := dropped.get(position)) is not None:
+            _drop(out, record, d.filter, d.reason, matched=d.matched, score=d.score)
+        else:
+            out.kept.append(record)
     if f.echo.enabled:  # a field repeated across samples: over what the duplicate filters kept
         out.kept, repeated = drop_repeated(chain, out.kept, f.echo.min_words)
         for record, reason, matched in repeated:
@@ -129,61 +127,3 @@ def _drop_dependents(chain: Chain, out: FilterResult) -> None:
         else:
             kept.append(record)
     out.kept = kept
-
-
-def near_duplicate_reason(matched: str, score: float) -> tuple[str, str, str]:
-    """(filter, reason, matched id) of a near-duplicate of `matched` (`published:<id>` or a record id)."""
-    where = "the published version" if matched.startswith("published:") else "this run"
-    other = matched.removeprefix("published:")
-    return "near_duplicate", f"similar to {other} in {where} (Jaccard ≈ {score:.2f})", other
-
-
-class _NearDuplicates:
-    """MinHash LSH over word 3-shingles, computed at once: one signature per published text and per distinct
-    normalised text of the run, candidate pairs by LSH banding, kept when their estimated Jaccard reaches the
-    threshold. `match` then answers what a `MinHashLSH` holding the published texts and the records kept so far
-    would: the best verified candidate, ties to the first key in sorted order."""
-
-    def __init__(self, threshold: float, num_perm: int, published: Iterable[tuple[str, str]],
-                 groups: dict[str, str]) -> None:
-        pub_keys: list[str] = []
-        pub_texts: list[str] = []
-        seen: set[str] = set()
-        for pid, ptext in published:
-            key = f"published:{pid}"
-            if key not in seen:  # a repeated id: its first text, as an LSH insert of a known key is ignored
-                seen.add(key)
-                pub_keys.append(key)
-                pub_texts.append(ptext)
-        group_keys = list(groups)
-        signatures = minhash_signatures([*pub_texts, *groups.values()], num_perm)
-        n_pub = len(pub_keys)
-        self.published: dict[str, list[tuple[str, float]]] = {}  # group → (published key, score)
-        self.similar: dict[str, list[tuple[str, float]]] = {}  # group → (other group, score), both ways
-        for i, j in candidate_pairs(signatures, *lsh_params(threshold, num_perm)):
-            if j < n_pub:  # published texts are never compared with each other
-                continue
-            score = jaccard(signatures[i], signatures[j])
-            if score < threshold:
-                continue
-            gj = group_keys[j - n_pub]
-            if i < n_pub:
-                self.published.setdefault(gj, []).append((pub_keys[i], score))
-            else:
-                gi = group_keys[i - n_pub]
-                self.similar.setdefault(gi, []).append((gj, score))
-                self.similar.setdefault(gj, []).append((gi, score))
-        self.kept: dict[str, list[str]] = {}  # group → ids of its kept records
-
-    def add(self, group: str, record_id: str) -> None:
-        self.kept.setdefault(group, []).append(record_id)
-
-    def match(self, group: str) -> tuple[str, float] | None:
-        candidates = list(self.published.get(group, ()))
-        for other, score in [*self.similar.get(group, ()), (group, 1.0)]:  # the same text: identical signature
-            candidates += [(rid, score) for rid in self.kept.get(other, ())]
-        best: tuple[str, float] | None = None
-        for key, score in sorted(candidates):
-            if best is None or score > best[1]:
-                best = (key, score)
-        return best

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # Frequent English function words: running English text has 30-50% of its words in this list, word salad and
 # other Latin-script languages far fewer.
 EN_STOPWORDS = frozenset((
@@ -24,7 +25,8 @@ EN_STOPWORDS = frozenset((
 
 def normalise(text: str) -> str:
     """Case, width, punctuation and spacing variants of a text compare equal."""
-    text = unicodedata.normalize("NFKC", text).casefold()
+    # ASCII text is its own NFKC form, and its casefold is its lower case
+    text = text.lower() if text.isascii() else unicodedata.normalize("NFKC", text).casefold()
     return " ".join(_WORD.findall(text))
 
 
@@ -49,7 +51,7 @@ def shingle_tokens(text: str) -> list[str]:
 
 def normalised_tokens(norm: str) -> list[str]:
     """`shingle_tokens` of a text already normalised."""
-    return list(norm.replace(" ", "")) if _CJK.search(norm) else norm.split()
+    return list(norm.replace(" ", "")) if CJK.search(norm) else norm.split()
 
 
 def shingles(text: str, size: int = 3) -> set[str]:
@@ -73,7 +75,7 @@ def language_confidence(text: str, language: str) -> float:
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return 0.0
-    cjk = len(_CJK.findall(text)) / len(letters)
+    cjk = len(CJK.findall(text)) / len(letters)
     if language == "zh":
         return min(1.0, cjk / 0.5)
     if cjk > 0.2:
@@ -90,4 +92,10 @@ def language_confidence(text: str, language: str) -> float:
 def find_terms(text: str, terms: list[str]) -> list[str]:
     """Terms that occur in text as whole words (case-insensitive)."""
     norm = f" {normalise(text)} "
-    return [t for t in terms if t.strip() and f" {normalise(t)} " in norm]
+    return [t for t in terms if t.strip() and f" {_normalised_term(t)} " in norm]
+
+
+@lru_cache(maxsize=4096)
+def _normalised_term(term: str) -> str:
+    """A leakage term, normalised once per process (the same few terms are checked in every record)."""
+    return normalise(term)

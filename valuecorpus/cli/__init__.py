@@ -24,8 +24,8 @@ app = typer.Typer(
 )
 
 # Command modules, in the order a record flows through the toolkit.
-COMMAND_MODULES = ["data", "taxonomy", "generate", "utilities", "moral_graph", "curate", "warehouse", "outputs",
-                   "cache", "engine", "environments"]
+COMMAND_MODULES = ["data", "taxonomy", "generate", "dedupe", "utilities", "moral_graph", "curate", "warehouse",
+                   "outputs", "cache", "engine", "environments"]
 
 
 @app.callback()

@@ -78,17 +78,24 @@ def _published_files(recipe: Recipe, home: DataHome) -> tuple[list[str], str | N
     if not (recipe.filters.near_duplicate.enabled and recipe.filters.near_duplicate.against_published):
         return [], None
     from valuecorpus.pipelines.chains import chain_class
+
+    files, ref, _lineage = latest_files(home, recipe.output.dataset, chain_class(recipe.kind).record_kinds)
+    return files, ref
+
+
+def latest_files(home: DataHome, dataset: str, kinds: tuple[str, ...]
+                 ) -> tuple[list[str], str | None, dict[str, Any]]:
+    """(Parquet files of these kinds, `dataset@vN`, lineage) of the dataset's latest version; ([], None, {})
+    when nothing is published yet."""
     from valuecorpus.warehouse import latest_version, version_info
     from valuecorpus.warehouse.versions import kind_files
 
-    dataset = recipe.output.dataset
     version = latest_version(home, dataset)
     if version is None:
-        return [], None
+        return [], None, {}
     info = version_info(home, dataset, version)
-    files = [str(p) for kind in chain_class(recipe.kind).record_kinds if kind in info.manifest.kinds
-             for p in kind_files(info, kind)]
-    return files, f"{dataset}@v{version}"
+    files = [str(p) for kind in kinds if kind in info.manifest.kinds for p in kind_files(info, kind)]
+    return files, f"{dataset}@v{version}", info.manifest.lineage
 
 
 def _print_summary(layout: Any) -> None:
