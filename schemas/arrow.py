@@ -135,9 +135,13 @@ def record_to_row(record: BaseModel) -> dict[str, Any]:
     return row
 
 
+def _from_json(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
 def row_to_record(model: type[BaseModel], row: dict[str, Any]) -> Any:
     for path in _json_paths(model):
-        _map_path(row, path, lambda v: None if v is None else json.loads(v))
+        _map_path(row, path, _from_json)
     return model.model_validate(row)
 
 
@@ -239,16 +243,16 @@ def partial_batches(path: str | Path | Any, fields: tuple[str, ...], batch_rows:
         wanted = [f for f in fields if f in model.model_fields and f in file.schema_arrow.names]
         if not wanted:
             return
-        json_paths = {name: [p[1:] for p in _json_paths(model) if p[0] == name] for name in wanted}
+        json_paths = {name: [p for p in _json_paths(model) if p[0] == name] for name in wanted}
         for batch in file.iter_batches(batch_size=batch_rows, columns=["id", *wanted]):
             columns = {"id": _column_adapter(model, "id").validate_python(batch.column("id").to_pylist())}
             for name in wanted:
                 values = batch.column(name).to_pylist()
-                for sub in json_paths[name]:  # JsonBlob fields are JSON text in Arrow
-                    if not sub:
-                        values = [None if v is None else json.loads(v) for v in values]
-                    for value in values if sub else ():
-                        _map_path(value, sub, lambda v: None if v is None else json.loads(v))
+                if json_paths[name]:  # JsonBlob fields are JSON text in Arrow: decoded as `row_to_record` does
+                    rows = [{name: v} for v in values]
+                    for path in json_paths[name]:
+                        _map_path(rows, path, _from_json)
+                    values = [r[name] for r in rows]
                 try:
                     columns[name] = _column_adapter(model, name).validate_python(values)
                 except ValidationError as err:

@@ -27,7 +27,8 @@ import apache_beam as beam
 import numpy as np
 
 from valuecorpus.pipelines.beam_join import JoinOnKey
-from valuecorpus.pipelines.filters.core import _per_record, near_duplicate_reason
+from valuecorpus.pipelines.filters.core import _per_record
+from valuecorpus.pipelines.filters.duplicates import EXACT_REASON, PUBLISHED, best_match, near_duplicate_reason
 from valuecorpus.pipelines.filters.echo import PromptEcho, prompt_echo, repeat_hit, repeat_keys, sample_of
 from valuecorpus.pipelines.filters.minhash import SIG_DTYPE, band_keys, jaccard, lsh_params, minhash_values
 from valuecorpus.pipelines.filters.text import text_hash
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 KEPT = "kept"
 FILTERED = "filtered"
-PUBLISHED = "published:"
 
 
 def _filtered(record: Any, name: str, reason: str, matched: str | None = None,
@@ -140,15 +140,9 @@ def _resolve(edges: list[tuple[str, str, float]]) -> Iterator[tuple[str, dict[st
 
 
 def _best(visible: list[tuple[str, float]], node: str) -> tuple[str, float] | None:
-    """`_NearDuplicates.match`: the highest score, ties to the first key in sorted order; among kept records
-    only those before `node` (the loop had added no later one yet)."""
-    best: tuple[str, float] | None = None
-    for key, score in sorted(visible):
-        if not key.startswith(PUBLISHED) and key >= node:
-            continue
-        if best is None or score > best[1]:
-            best = (key, score)
-    return best
+    """`duplicates.best_match` among the published texts and the kept records before `node` (the loop had
+    added no later one yet)."""
+    return best_match((k, s) for k, s in visible if k.startswith(PUBLISHED) or k < node)
 
 
 def _decide(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
@@ -160,7 +154,7 @@ def _decide(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
         if decision is None or decision["kept"]:
             yield rep
             for other in group[1:]:
-                yield beam.pvalue.TaggedOutput(FILTERED, _filtered(other, "exact_duplicate", "same normalised text",
+                yield beam.pvalue.TaggedOutput(FILTERED, _filtered(other, "exact_duplicate", EXACT_REASON,
                                                                    matched=rep.id))
             continue
         for record in group:

@@ -6,7 +6,7 @@ What is kept per text is what LSH needs, not its signature: each text is normali
 exact key, 32 bytes) and its `bands` band keys (`minhash.band_hashes`, 8 bytes each) computed chunk by chunk,
 and the chunk's signatures dropped. The texts themselves stay in Arrow string arrays (one buffer per chunk,
 not a Python object per text). Candidates are texts with an equal band key (numpy sort per band, as
-`minhash.candidate_pairs` buckets them); every candidate is then verified on signatures recomputed for the
+`minhash.candidate_pairs` buckets signatures); every candidate is then verified on signatures recomputed for the
 texts in candidate pairs only: a pair is an edge when one band is really equal (a key collision is not) and
 its estimated Jaccard reaches the threshold — exactly the pairs the full signatures would give.
 
@@ -113,6 +113,16 @@ def hash_texts(settings: DuplicateSettings, pairs: Iterable[tuple[Sequence[str],
     return out
 
 
+def best_match(candidates: Iterable[tuple[str, float]]) -> tuple[str, float] | None:
+    """The match a `MinHashLSH` query answers among verified candidates: the highest score, ties to the first
+    key in sorted order (the loop's replay here and the Beam filter's decision both use it)."""
+    best: tuple[str, float] | None = None
+    for key, score in sorted(candidates):
+        if best is None or score > best[1]:
+            best = (key, score)
+    return best
+
+
 @dataclass
 class Drop:
     position: int  # of the record among the run's texts as they were added
@@ -182,7 +192,7 @@ def duplicate_drops(run: HashedTexts, published: HashedTexts | None) -> list[Dro
     positions = np.arange(n)
     in_edges = np.isin(group_of, edge_groups)
     plain = np.flatnonzero(~in_edges & (first[group_of] != positions))  # not the first of a pairless text
-    if len(plain) and (settings.exact or settings.near):
+    if len(plain):
         matched = _take(ids, order[first[group_of[plain]]])
         for pos, other in zip(plain.tolist(), matched, strict=True):
             if settings.exact:
@@ -260,10 +270,7 @@ def _replay(positions: np.ndarray, group_of: np.ndarray, order: np.ndarray, ids:
         candidates = list(pub_edges.get(group, ()))
         for other, score in [*similar.get(group, ()), (group, 1.0)]:  # the same text: identical signature
             candidates += [(k, score) for k in kept.get(other, ())]
-        best: tuple[str, float] | None = None
-        for key, score in sorted(candidates):
-            if best is None or score > best[1]:
-                best = (key, score)
+        best = best_match(candidates)
         if best is not None:
             name, reason, other = near_duplicate_reason(*best)
             out.append((pos, Drop(int(order[pos]), name, reason, other, best[1])))

@@ -153,7 +153,7 @@ _MUL1, _MUL2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 def band_hashes(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """One uint64 per (text, band), shape (texts, bands): equal bands give equal keys, so texts that share a
     band share its key (a different band may collide on a key too: candidates found by key are verified on the
-    signatures, `NearDuplicates`). 8 bytes per band instead of the band's `rows` × 4."""
+    signatures, `filters/duplicates.py`). 8 bytes per band instead of the band's `rows` × 4."""
     out = np.empty((len(signatures), bands), dtype=np.uint64)
     with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
         for band in range(bands):
