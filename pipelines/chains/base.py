@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from collections.abc import Collection
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -98,13 +99,10 @@ class Step(ABC):
         """The name a recipe addresses the step by (prompts, step_max_tokens); a repeated step's turns share it."""
         return self.name
 
-    @property
+    @cached_property
     def prompt(self) -> Template:
         """The step's template, resolved once per step (asked for twice per request)."""
-        template = self.__dict__.get("_prompt")
-        if template is None:
-            template = self._prompt = self.chain.template_for(self)
-        return template
+        return self.chain.template_for(self)
 
     def request(self, state: SampleState, variables: dict[str, Any],
                 json_schema: dict[str, Any] | None = None, index: int = 0) -> GenerationRequest:

@@ -10,6 +10,7 @@ lengths) alone needs more than the budget, the request asks for what it needs: t
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -62,21 +63,13 @@ def fixed_tokens(schema: dict[str, Any]) -> int:
     return _fixed_tokens(orjson.dumps(schema))
 
 
-_fixed: dict[bytes, int] = {}
-
-
+@lru_cache(maxsize=4096)  # ever-new schemas (constrained to each sample's names) do not pile up
 def _fixed_tokens(text: bytes) -> int:
     # a step asks the same question of each sample's copy of its schema: building its grammar (about 0.2 ms)
     # once per distinct schema text, not once per request
-    hit = _fixed.get(text)
-    if hit is None:
-        empty = orjson.loads(text)
-        _apply(empty, 0)
-        hit = worst_case_tokens(empty) or 0
-        if len(_fixed) > 4096:  # ever-new schemas (constrained to each sample's names): start over
-            _fixed.clear()
-        _fixed[text] = hit
-    return hit
+    empty = orjson.loads(text)
+    _apply(empty, 0)
+    return worst_case_tokens(empty) or 0
 
 
 def bound_strings(schema: dict[str, Any], max_tokens: int, max_chars: int | None = None) -> dict[str, Any]:
