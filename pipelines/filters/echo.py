@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from valuecorpus.pipelines.filters.text import normalise, normalised_hash, normalised_shingles, shingles, text_hash
+from valuecorpus.pipelines.filters.text import CJK, normalise, normalised_hash, normalised_shingles, shingles, text_hash
 
 if TYPE_CHECKING:
     from valuecorpus.pipelines.chains.base import Chain
@@ -32,7 +32,6 @@ GRAM = 4
 MIN_SENTENCE_TOKENS = 4  # shorter sentences ("You decide.") are too common to call a copy
 MIN_WHOLE_TOKENS = 3  # a whole field equal to a prompt string: "You" as a party is not an echo
 _SENTENCE = re.compile(r"(?<=[.!?。！？])\s*")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def tokens(text: str) -> int:
@@ -41,7 +40,7 @@ def tokens(text: str) -> int:
 
 
 def _tokens(norm: str) -> int:
-    if _CJK.search(norm):
+    if CJK.search(norm):
         return len(norm.replace(" ", "")) // 2
     return len(norm.split())
 
