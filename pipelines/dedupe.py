@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from valuecorpus.pipelines.filters.duplicates import DuplicateSettings, HashedTexts, duplicate_drops
-from valuecorpus.pipelines.filters.stored_texts import text_batches
+from valuecorpus.pipelines.filters.stored_texts import BATCH_ROWS, text_batches
 from valuecorpus.schemas import storage
 from valuecorpus.schemas.arrow import arrow_schema, read_records, to_table
 from valuecorpus.schemas.errors import ValueCorpusError
@@ -42,7 +42,6 @@ from valuecorpus.schemas.run_tables import FilteredSample
 if TYPE_CHECKING:
     from valuecorpus.pipelines.chains.base import Chain
 
-BATCH_ROWS = 16_384  # rows per record batch: a batch's Python texts and signatures are the transient memory
 _REWRITTEN = ("records", "filtered", "filtered.parquet", "manifest.json", "_work")  # not copied as they are
 
 

@@ -16,7 +16,7 @@ from valuecorpus.schemas.arrow import partial_batches
 if TYPE_CHECKING:
     from valuecorpus.pipelines.chains.base import Chain
 
-BATCH_ROWS = 16_384
+BATCH_ROWS = 16_384  # rows per record batch: a batch's Python texts and signatures are the transient memory
 
 
 def text_batches(chain: Chain, url: str, batch_rows: int = BATCH_ROWS) -> Iterator[tuple[list[str], list[str]]]:
