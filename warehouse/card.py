@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from valuecorpus.schemas.layout import VersionManifest
+from valuecorpus.warehouse.lineage import lineage_runs
 
 TEMPLATES = Path(__file__).parent / "templates"
 CARD_TEMPLATE = "card.md.j2"
@@ -89,7 +90,7 @@ def record_languages(files: dict[str, list[Path]]) -> dict[str, list[str]]:
 def _creators(manifest: VersionManifest, curated: bool) -> list[str]:
     """Hub creator tags: expert-generated for curated labels, machine-generated for generated runs, found for
     imported corpora."""
-    origins = {r.get("origin") for _, r in _runs(manifest.lineage)}
+    origins = {r.get("origin") for _, r in lineage_runs(manifest.lineage)}
     out = ["expert-generated"] if curated else []
     if "generate" in origins:
         out.append("machine-generated")
@@ -162,20 +163,6 @@ def _agreement_rows(annotation: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append({"batch": batch, "field": name, **{
                 k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()}})
     return rows
-
-
-def _runs(lineage: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
-    """Runs of the lineage tree, depth-first, with their depth."""
-    out: list[tuple[int, dict[str, Any]]] = []
-
-    def walk(run: dict[str, Any], depth: int) -> None:
-        out.append((depth, run))
-        for parent in run.get("parent_runs", []):
-            walk(parent, depth + 1)
-
-    for run in lineage.get("runs", []):
-        walk(run, 0)
-    return out
 
 
 def generation_totals(runs: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
@@ -253,7 +240,7 @@ def render_card(manifest: VersionManifest, schemas: dict[str, pa.Schema], *,
     extra = manifest.model_extra or {}
     annotation = manifest.annotation or {}
     agreement = _agreement_rows(annotation)
-    runs = _runs(manifest.lineage)
+    runs = lineage_runs(manifest.lineage)
     totals = generation_totals(runs)
     return env.get_template(CARD_TEMPLATE).render(
         front_matter=yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000).rstrip("\n"),

@@ -65,6 +65,21 @@ def build_lineage(home: DataHome, layout: RunLayout, manifest: RunManifest) -> t
     return {"runs": [run]}, dict(sorted(taxonomies.items()))
 
 
+def lineage_runs(lineage: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The runs of a version's lineage tree (the runs it was published from and those they derive from),
+    depth-first, with their depth."""
+    out: list[tuple[int, dict[str, Any]]] = []
+
+    def walk(run: dict[str, Any], depth: int) -> None:
+        out.append((depth, run))
+        for parent in run.get("parent_runs", []):
+            walk(parent, depth + 1)
+
+    for run in lineage.get("runs", []):
+        walk(run, 0)
+    return out
+
+
 @cache
 def _known_sources() -> dict[str, dict[str, str]]:
     data = json.loads(SOURCES_FILE.read_text(encoding="utf-8"))

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from valuecorpus.schemas.errors import ValueCorpusError
 from valuecorpus.schemas.layout import DataHome, RunLayout
+from valuecorpus.warehouse.lineage import lineage_runs
 from valuecorpus.warehouse.versions import VersionInfo, kind_files
 
 # The value names of one action of a dilemma: its annotated values, or the raw direct / indirect lists.
@@ -65,19 +66,6 @@ class ReportData:
     cost: list[dict[str, Any]] = field(default_factory=list)  # run_id, cost_usd, prompt/completion tokens
     runs_found: list[str] = field(default_factory=list)
     runs_missing: list[str] = field(default_factory=list)
-
-
-def _lineage_runs(lineage: dict[str, Any]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-
-    def walk(run: dict[str, Any]) -> None:
-        out.append(run)
-        for parent in run.get("parent_runs", []):
-            walk(parent)
-
-    for run in lineage.get("runs", []):
-        walk(run)
-    return out
 
 
 def _read_table(layout: Any, table: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
@@ -180,7 +168,7 @@ def _run_figures(data: ReportData, home: DataHome) -> None:
     plan_item: dict[str, str] = {}  # record id -> plan sample id
     resolutions: list[dict[str, Any]] = []
     record_files: list[Path] = []
-    for entry in _lineage_runs(data.info.manifest.lineage):
+    for _depth, entry in lineage_runs(data.info.manifest.lineage):
         run_id = entry.get("run_id", "")
         try:
             layout = home.run(run_id)

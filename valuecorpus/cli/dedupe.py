@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import typer
 
 from valuecorpus.cli.common import settings
-
-
-def _runs_in(entries: list[Any]) -> set[str]:
-    """Every run id in a version's lineage (the run it was published from and the runs that one derives from)."""
-    found: set[str] = set()
-    for entry in entries:
-        if isinstance(entry, dict):
-            found |= {entry["run_id"]} if entry.get("run_id") else set()
-            found |= _runs_in(entry.get("parent_runs", []))
-    return found
 
 
 def register(app: typer.Typer) -> None:
@@ -36,13 +25,14 @@ def register(app: typer.Typer) -> None:
         from valuecorpus.cli.generate import latest_files
         from valuecorpus.pipelines.dedupe import dedupe_run, run_chain
         from valuecorpus.schemas.errors import ValueCorpusError
+        from valuecorpus.warehouse.lineage import lineage_runs
 
         home = settings().data_home
         source = home.resolve_run(run)
         chain = run_chain(source)
         name = dataset or chain.recipe.output.dataset
         files, ref, lineage = latest_files(home, name, chain.record_kinds)
-        if ref is not None and source.run_id in _runs_in(lineage.get("runs", [])):
+        if ref is not None and source.run_id in {r.get("run_id") for _d, r in lineage_runs(lineage)}:
             raise ValueCorpusError(f"run '{source.run_id}' is already published in {ref}: checking it against its "
                                    "own records would drop all of them")
         if ref is None:
