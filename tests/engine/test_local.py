@@ -47,13 +47,13 @@ def test_local_requests_go_in_prefix_order_and_come_back_in_input_order(monkeypa
     from valuecorpus.pipelines.engine.backends import local
 
     seen: list[str] = []
-    original = local.LocalBackend._complete_sync
+    original = local.LocalBackend._start
 
     def recording(self, body):  # the real model answers; only the order it is asked in is noted
         seen.append(body["messages"][-1]["content"])
         return original(self, body)
 
-    monkeypatch.setattr(local.LocalBackend, "_complete_sync", recording)
+    monkeypatch.setattr(local.LocalBackend, "_start", recording)
     local._grammars.clear()
     prompts = [f"{'Name a value of' if i % 2 else 'Which value is in'}: rule {i}." for i in range(6)]
     requests = [GenerationRequest(request_id=f"r{i}", json_schema=SCHEMA, params={"max_tokens": 24},

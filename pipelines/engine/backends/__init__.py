@@ -21,7 +21,8 @@ class Completion:
 
 class Backend(Protocol):
     kind: str
-    max_concurrency: int | None  # a hard ceiling of the backend itself (the local model: 1)
+    max_concurrency: int | None  # a hard ceiling of the backend itself (the local model: its batch slots, twice)
+    adapts: bool  # whether latency and 429s say something about capacity (AIMD); not for the local model
 
     async def complete(self, body: dict[str, Any], timeout: float) -> Completion: ...
 

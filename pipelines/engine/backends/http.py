@@ -14,6 +14,7 @@ from valuecorpus.pipelines.engine.backends import Completion, completion_from_js
 class HttpBackend:
     kind = "openai"
     max_concurrency: int | None = None
+    adapts = True
 
     def __init__(self, base_url: str, model: str, api_key: str | None, pool_size: int, timeout_s: float) -> None:
         self.base_url = base_url.rstrip("/")

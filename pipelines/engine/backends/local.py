@@ -1,7 +1,7 @@
 """The embedded model: llama.cpp in-process, grammar-constrained by the request's JSON Schema.
 
-One `Llama` per process and per model file (loading costs seconds and ~100 MB); calls are serialised on one
-thread so the event loop keeps running while the model writes.
+One `Llama` per process and per model file (loading costs seconds and ~100 MB); its requests run on one thread
+(the batch decoder's, see local_batching) so the event loop keeps running while the model writes.
 """
 
 from __future__ import annotations
@@ -9,17 +9,17 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
 
 from valuecorpus.pipelines.engine.attempts import AttemptError
 from valuecorpus.pipelines.engine.backends import Completion, completion_from_json
+from valuecorpus.pipelines.engine.backends.local_batching import SLOTS, BatchDecoder, Job, batch_job
 
 _models: dict[tuple[str, int, int], Any] = {}
+_decoders: dict[tuple[str, int, int], BatchDecoder] = {}
 _load_lock = threading.Lock()
-_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
 _grammars: dict[str, Any] = {}  # GBNF text or canonical schema JSON -> parsed LlamaGrammar (parsed once)
 _PASSED = ("temperature", "max_tokens", "seed", "top_p", "repeat_penalty")
 
@@ -33,6 +33,16 @@ def load_model(path: str, n_ctx: int, n_threads: int) -> Any:
             # greedy answers under a grammar check the grammar on the chosen token first (local_sampling)
             _models[key] = fast_llama_class()(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
         return _models[key]
+
+
+def _decoder(path: str, n_ctx: int, n_threads: int) -> BatchDecoder:
+    """The decoder (and its thread) of this model; a sequence holds up to half the context."""
+    llm = load_model(path, n_ctx, n_threads)
+    key = (path, n_ctx, n_threads)
+    with _load_lock:
+        if key not in _decoders:
+            _decoders[key] = BatchDecoder(llm, max(256, n_ctx // 2), n_threads)
+        return _decoders[key]
 
 
 def _grammar(text: str, from_schema: bool = False) -> Any:
@@ -61,6 +71,9 @@ def prefix_order(messages: list[dict[str, Any]]) -> tuple[str, ...]:
 def _close_models() -> None:
     # free the models while the interpreter is whole (llama.cpp's own finaliser fails at shutdown)
     with _load_lock:
+        for decoder in _decoders.values():
+            decoder.close()
+        _decoders.clear()
         for llm in _models.values():
             llm.close()
         _models.clear()
@@ -68,7 +81,9 @@ def _close_models() -> None:
 
 class LocalBackend:
     kind = "local"
-    max_concurrency: int | None = 1
+    # requests in flight are decoded together (local_batching); more than its slots keeps the next ones queued
+    max_concurrency: int | None = 2 * SLOTS
+    adapts = False  # the window is the decoder's slots, not a server's capacity: latency says nothing here
     order_key = staticmethod(prefix_order)  # the engine sends a job's requests in this order
 
     def __init__(self, model_path: str, n_ctx: int, n_threads: int, model_name: str = "") -> None:
@@ -77,8 +92,8 @@ class LocalBackend:
         self.n_threads = n_threads
         self.model = model_name or model_path.rsplit("/", 1)[-1]
 
-    def _complete_sync(self, body: dict[str, Any]) -> Completion:
-        llm = load_model(self.model_path, self.n_ctx, self.n_threads)
+    def _request(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any], bool]:
+        """The messages and `create_chat_completion` arguments for a body, and whether it calls tools."""
         kwargs = {k: body[k] for k in _PASSED if k in body}
         messages = body["messages"]
         tools = body.get("tools")
@@ -87,17 +102,16 @@ class LocalBackend:
             from valuecorpus.pipelines.engine.backends.local_tools import plain_messages, tool_schema
 
             messages = plain_messages(messages, tools)
-            kwargs["response_format"] = {"type": "json_object", "schema": tool_schema(tools)}
+            kwargs["grammar"] = _grammar(orjson.dumps(tool_schema(tools)).decode(), True)
         elif "grammar" in body:
             kwargs["grammar"] = _grammar(body["grammar"])
         elif fmt.get("type") == "json_object" and "schema" in fmt:  # converted to GBNF once per schema
             kwargs["grammar"] = _grammar(orjson.dumps(fmt["schema"], option=orjson.OPT_SORT_KEYS).decode(), True)
         elif fmt:
             kwargs["response_format"] = fmt
-        try:
-            data = llm.create_chat_completion(messages=messages, **kwargs)
-        except ValueError as err:  # e.g. the prompt does not fit the context window
-            raise AttemptError("local_model", f"the local model refused the request: {err}") from None
+        return messages, kwargs, bool(tools)
+
+    def _answer(self, data: dict[str, Any], tools: bool) -> Completion:
         # llama.cpp reports the GGUF file path as the model: records name the model, not this machine's folders
         comp = completion_from_json({**data, "model": self.model}, self.model)
         if tools:
@@ -106,9 +120,34 @@ class LocalBackend:
             comp.content, comp.tool_calls = read_answer(comp.content)
         return comp
 
+    def _complete_sync(self, body: dict[str, Any]) -> Completion:
+        """One request through `llama_cpp.Llama` (what the decoder does not batch)."""
+        llm = load_model(self.model_path, self.n_ctx, self.n_threads)
+        messages, kwargs, tools = self._request(body)
+        try:
+            data = llm.create_chat_completion(messages=messages, **kwargs)
+        except ValueError as err:  # e.g. the prompt does not fit the context window
+            raise AttemptError("local_model", f"the local model refused the request: {err}") from None
+        return self._answer(data, tools)
+
+    def _start(self, body: dict[str, Any]) -> Job | Completion:
+        """On the decoder's thread: a greedy, grammar-constrained request becomes a batched job; any other is
+        answered here and now."""
+        decoder = _decoder(self.model_path, self.n_ctx, self.n_threads)
+        messages, kwargs, tools = self._request(body)
+        try:
+            job = batch_job(decoder, messages, kwargs, lambda data: self._answer(data, tools))
+        except ValueError as err:
+            raise AttemptError("local_model", f"the local model refused the request: {err}") from None
+        return job if job is not None else self._complete_sync(body)
+
     async def complete(self, body: dict[str, Any], timeout: float) -> Completion:
-        # no timeout: a running llama.cpp call cannot be interrupted, and the thread serialises calls anyway
-        return await asyncio.get_running_loop().run_in_executor(_executor, self._complete_sync, body)
+        # no timeout: a running llama.cpp call cannot be interrupted
+        decoder = _decoders.get((self.model_path, self.n_ctx, self.n_threads))
+        if decoder is None:  # loading takes seconds: not on the event loop
+            decoder = await asyncio.get_running_loop().run_in_executor(
+                None, _decoder, self.model_path, self.n_ctx, self.n_threads)
+        return await asyncio.wrap_future(decoder.start(lambda: self._start(body)))
 
     async def list_models(self) -> list[dict[str, Any]]:
         return [{"id": self.model, "owned_by": "local"}]

@@ -4,8 +4,10 @@ llama-cpp-python's sampler chain runs the grammar over the whole vocabulary (49,
 every greedy pick: about a third of the embedded model's time per answer token here. At temperature 0 the
 answer is the highest-scoring token the grammar allows, so it is enough to take the highest-scoring token,
 ask the grammar about that one token, and run the grammar over the whole vocabulary only when it refuses
-(llama.cpp's own `common_sampler` does the same). The tokens chosen are exactly the ones the stock chain
-chooses (penalties, then grammar, then greedy): the test compares both on the same model.
+(llama.cpp's own `common_sampler` does the same). The penalties touch only the tokens of their window, so they
+are applied to those few logits here; a refusal asks the next best tokens one at a time (the grammar allows one
+of the first few almost always) before the grammar runs over the whole vocabulary. The tokens chosen are exactly
+the ones the stock chain chooses (penalties, then grammar, then greedy): the test compares both on the same model.
 
 Only for greedy decoding with a grammar and no logits processor; everything else keeps the stock chain.
 """
@@ -14,9 +16,12 @@ from __future__ import annotations
 
 import ctypes
 import math
+from collections import Counter, deque
 from typing import Any
 
 import numpy as np
+
+TOP = 64  # tokens asked one by one before the grammar runs over the whole vocabulary
 
 
 class GreedyGrammarSampler:
@@ -40,6 +45,14 @@ class GreedyGrammarSampler:
         self._view = np.ctypeslib.as_array(self._data)  # structured: id, logit, p
         self._view["id"] = np.arange(self._n_vocab, dtype=np.int32)
         self._one = (llama_cpp.llama_token_data * 1)()
+        # the penalties as llama.cpp's sampler applies them, on the few tokens of its window (float32 as in C)
+        self._last_n = llm.last_n_tokens_size
+        self._window: deque[int] = deque()
+        self._counts: Counter[int] = Counter()
+        self._repeat, self._freq, self._present = (np.float32(v) for v in (repeat_penalty, frequency_penalty,
+                                                                           presence_penalty))
+        self._neutral = self._last_n == 0 or (repeat_penalty == 1.0 and frequency_penalty == 0.0
+                                               and presence_penalty == 0.0)
 
     def _candidates(self, ctx: Any, idx: int) -> Any:
         logits = self._lib.llama_get_logits_ith(ctx.ctx, idx)
@@ -59,14 +72,54 @@ class GreedyGrammarSampler:
         self._lib.llama_sampler_apply(self.grammar, ctypes.byref(one))
         return not math.isinf(self._one[0].logit)
 
+    def _scores(self, ctx: Any, idx: int) -> np.ndarray:
+        """The logits after the penalties (read in place when no token is penalised)."""
+        logits = np.ctypeslib.as_array(self._lib.llama_get_logits_ith(ctx.ctx, idx), shape=(self._n_vocab,))
+        if self._neutral or not self._counts:
+            return logits
+        scores = logits.copy()
+        ids = np.fromiter(self._counts, np.int64, len(self._counts))
+        counts = np.fromiter(self._counts.values(), np.float32, len(self._counts))
+        hit = scores[ids]
+        hit = np.where(hit <= 0, hit * self._repeat, hit / self._repeat)
+        scores[ids] = hit - (counts * self._freq + self._present)  # every windowed token has a count > 0
+        return scores
+
+    def _accept_penalty(self, token: int) -> None:
+        if self._neutral:
+            return
+        self._window.append(token)
+        self._counts[token] += 1
+        if len(self._window) > self._last_n:
+            old = self._window.popleft()
+            self._counts[old] -= 1
+            if not self._counts[old]:
+                del self._counts[old]
+
+    def _best_allowed(self, ctx: Any, idx: int) -> int | None:
+        """The best-scoring token the grammar allows among the TOP best (ties: the lower id, as greedy picks),
+        asked one token at a time; None if it allows none of them."""
+        logits = self._scores(ctx, idx)
+        token = int(logits.argmax())
+        if self._allowed(token):
+            return token
+        top = np.argpartition(-logits, TOP)[:TOP]
+        for token in top[np.lexsort((top, -logits[top]))]:
+            if self._allowed(int(token)):
+                return int(token)
+        return None
+
     def sample(self, ctx: Any, idx: int = -1) -> int:
-        token = self._pick(self._candidates(ctx, idx))
-        if not self._allowed(token):  # the grammar refuses the best token: the best of what it allows
-            cur = self._candidates(ctx, idx)
-            self._lib.llama_sampler_apply(self.grammar, ctypes.byref(cur))
-            token = self._pick(cur)
+        token = self._best_allowed(ctx, idx)
+        if token is None:
+            token = self._pick(self._candidates(ctx, idx))
+            if not self._allowed(token):  # the grammar refuses the best token: the best of what it allows
+                cur = self._candidates(ctx, idx)
+                self._lib.llama_sampler_apply(self.grammar, ctypes.byref(cur))
+                token = self._pick(cur)
         self._lib.llama_sampler_accept(self.grammar, token)
         self.penalties.accept(token)
+        self._accept_penalty(token)
         return token
 
     def close(self) -> None:

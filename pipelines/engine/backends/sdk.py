@@ -12,6 +12,7 @@ from valuecorpus.pipelines.engine.backends import Completion, completion_from_js
 class SdkBackend:
     kind = "openai"
     max_concurrency: int | None = None
+    adapts = True
 
     def __init__(self, base_url: str, model: str, api_key: str | None, pool_size: int) -> None:
         import openai
