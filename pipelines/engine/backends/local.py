@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -67,6 +69,15 @@ def prefix_order(messages: list[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(f"{m.get('role', '')}\x00{m.get('content') or ''}" for m in messages)
 
 
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """llama.cpp's refusals (e.g. a prompt that does not fit the context window) as the engine's attempt error."""
+    try:
+        yield
+    except ValueError as err:
+        raise AttemptError("local_model", f"the local model refused the request: {err}") from None
+
+
 @atexit.register
 def _close_models() -> None:
     # free the models while the interpreter is whole (llama.cpp's own finaliser fails at shutdown)
@@ -122,12 +133,12 @@ class LocalBackend:
 
     def _complete_sync(self, body: dict[str, Any]) -> Completion:
         """One request through `llama_cpp.Llama` (what the decoder does not batch)."""
+        return self._alone(*self._request(body))
+
+    def _alone(self, messages: list[dict[str, Any]], kwargs: dict[str, Any], tools: bool) -> Completion:
         llm = load_model(self.model_path, self.n_ctx, self.n_threads)
-        messages, kwargs, tools = self._request(body)
-        try:
+        with _refusals():
             data = llm.create_chat_completion(messages=messages, **kwargs)
-        except ValueError as err:  # e.g. the prompt does not fit the context window
-            raise AttemptError("local_model", f"the local model refused the request: {err}") from None
         return self._answer(data, tools)
 
     def _start(self, body: dict[str, Any]) -> Job | Completion:
@@ -135,11 +146,9 @@ class LocalBackend:
         answered here and now."""
         decoder = _decoder(self.model_path, self.n_ctx, self.n_threads)
         messages, kwargs, tools = self._request(body)
-        try:
+        with _refusals():
             job = batch_job(decoder, messages, kwargs, lambda data: self._answer(data, tools))
-        except ValueError as err:
-            raise AttemptError("local_model", f"the local model refused the request: {err}") from None
-        return job if job is not None else self._complete_sync(body)
+        return job if job is not None else self._alone(messages, kwargs, tools)
 
     async def complete(self, body: dict[str, Any], timeout: float) -> Completion:
         # no timeout: a running llama.cpp call cannot be interrupted

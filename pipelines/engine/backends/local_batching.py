@@ -42,7 +42,6 @@ class Job:
     prompt: list[int]
     max_tokens: int
     sampler: Any  # local_sampling.GreedyGrammarSampler
-    stop_ids: frozenset[int]
     finish: Callable[[list[int], str], Any]  # (completion tokens, finish reason) -> the answer
     future: Future[Any] | None = None
     out: list[int] = field(default_factory=list)
@@ -66,7 +65,7 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 class BatchDecoder:
     """One llama.cpp context with `slots` sequences of `n_ctx_seq` cells each, driven by one thread that also
-    runs the requests that cannot be batched (`run_alone`), so llama.cpp is never called from two threads."""
+    runs the requests that cannot be batched (`start`), so llama.cpp is never called from two threads."""
 
     def __init__(self, llm: Any, n_ctx_seq: int, n_threads: int, slots: int = SLOTS) -> None:
         import llama_cpp
@@ -215,7 +214,7 @@ class BatchDecoder:
             job = slot.job
             assert job is not None
             token = job.sampler.sample(self.ctx, idx)
-            if lib.llama_vocab_is_eog(self._vocab, token) or token in job.stop_ids:
+            if lib.llama_vocab_is_eog(self._vocab, token) or token in self.stop_ids:
                 self._done(slot, "stop")
                 continue
             job.out.append(token)
@@ -294,7 +293,7 @@ def batch_job(decoder: BatchDecoder, messages: list[dict[str, Any]], kwargs: dic
                       "total_tokens": len(prompt) + len(out)}})
 
     sampler = GreedyGrammarSampler(llm, kwargs["grammar"], kwargs.get("repeat_penalty", 1.0), 0.0, 0.0)
-    return Job(prompt, max_tokens, sampler, decoder.stop_ids, finish)
+    return Job(prompt, max_tokens, sampler, finish)
 
 
 # what a batched request may carry (seed and top_p change nothing at temperature 0)

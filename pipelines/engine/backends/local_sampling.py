@@ -30,14 +30,9 @@ class GreedyGrammarSampler:
     def __init__(self, llm: Any, grammar: Any, repeat_penalty: float, frequency_penalty: float,
                  presence_penalty: float) -> None:
         import llama_cpp
-        from llama_cpp import _internals
 
         self._lib = llama_cpp
         self._n_vocab = llm._n_vocab
-        self.penalties = _internals.LlamaSampler()
-        self.penalties.add_penalties(n_vocab=self._n_vocab, penalty_last_n=llm.last_n_tokens_size,
-                                     penalty_repeat=repeat_penalty, penalty_freq=frequency_penalty,
-                                     penalty_present=presence_penalty)
         self.grammar = llama_cpp.llama_sampler_init_grammar(
             llm._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8"))
         self.greedy = llama_cpp.llama_sampler_init_greedy()
@@ -55,12 +50,9 @@ class GreedyGrammarSampler:
                                                and presence_penalty == 0.0)
 
     def _candidates(self, ctx: Any, idx: int) -> Any:
-        logits = self._lib.llama_get_logits_ith(ctx.ctx, idx)
-        self._view["logit"] = np.ctypeslib.as_array(logits, shape=(self._n_vocab,))
+        self._view["logit"] = self._scores(ctx, idx)
         self._view["p"] = 0.0
-        cur = self._lib.llama_token_data_array(data=self._data, size=self._n_vocab, selected=-1, sorted=False)
-        self._lib.llama_sampler_apply(self.penalties.sampler, ctypes.byref(cur))
-        return cur
+        return self._lib.llama_token_data_array(data=self._data, size=self._n_vocab, selected=-1, sorted=False)
 
     def _pick(self, cur: Any) -> int:
         self._lib.llama_sampler_apply(self.greedy, ctypes.byref(cur))
@@ -111,14 +103,11 @@ class GreedyGrammarSampler:
 
     def sample(self, ctx: Any, idx: int = -1) -> int:
         token = self._best_allowed(ctx, idx)
-        if token is None:
-            token = self._pick(self._candidates(ctx, idx))
-            if not self._allowed(token):  # the grammar refuses the best token: the best of what it allows
-                cur = self._candidates(ctx, idx)
-                self._lib.llama_sampler_apply(self.grammar, ctypes.byref(cur))
-                token = self._pick(cur)
+        if token is None:  # the grammar refuses the TOP best: the best of what it allows, over the vocabulary
+            cur = self._candidates(ctx, idx)
+            self._lib.llama_sampler_apply(self.grammar, ctypes.byref(cur))
+            token = self._pick(cur)
         self._lib.llama_sampler_accept(self.grammar, token)
-        self.penalties.accept(token)
         self._accept_penalty(token)
         return token
 
@@ -127,7 +116,6 @@ class GreedyGrammarSampler:
             self._lib.llama_sampler_free(self.grammar)
             self._lib.llama_sampler_free(self.greedy)
             self.grammar = self.greedy = None
-        self.penalties.close()
 
     def __del__(self) -> None:
         self.close()
