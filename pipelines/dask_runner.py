@@ -7,9 +7,11 @@ step and every join after it: a five-step chain and its filters reached thousand
 graph the scheduler spent minutes on. Here both keep at most `--dask_npartitions` partitions (default
 `DEFAULT_PARTITIONS`).
 
-Its visitor also hands every consumer of a multi-output ParDo the producer's whole bag, main and tagged
-outputs mixed (the tags are dropped when the next ParDo reads them): a pipeline that splits records from dead
-letters with `with_outputs` gets both in each branch. Here each consumer reads only its own tag's values.
+Its ParDo drops the tags of a multi-output ParDo's outputs (a bundle's result is each output's bare value)
+and its visitor hands every consumer the producer's whole bag: a pipeline that splits records from dead
+letters with `with_outputs` gets both in each branch. It also collects a bundle's outputs before it calls
+`finish_bundle`, so what a DoFn emits there is lost. Here a bundle keeps each output's tag and what
+`finish_bundle` emits, and each consumer reads only its own tag's values (untagged again).
 
 Everything else is Beam's runner as it is. `pipeline_options` substitutes this runner when Beam's is named.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import apache_beam as beam
 from apache_beam.runners.dask import dask_runner
 from apache_beam.runners.dask import transform_evaluator as te
 from apache_beam.runners.dask.overrides import _Flatten, _GroupByKeyOnly
@@ -39,6 +42,40 @@ class _BoundedGroupByKey(te.GroupByKey):
         return input_bag.groupby(key, npartitions=min(input_bag.npartitions, _LIMIT["partitions"])).map(value)
 
 
+def _bundle(items: Any, fn: Any, window_fn: Any, label: str, args: list[Any], kwargs: dict[str, Any],
+            side_inputs: Any) -> list[Any]:
+    """One Dask partition through a DoFn, as Beam's `apply_dofn_to_bundle`, but with receivers of its own, the
+    outputs of `finish_bundle` included and the tags kept (`TaggedOutput(tag, WindowedValue)`)."""
+    from apache_beam import DoFn, TaggedOutput
+    from apache_beam.runners.common import DoFnContext, DoFnInvoker, DoFnSignature, _OutputHandler
+
+    receivers = te.OneReceiver()
+    handler = _OutputHandler(window_fn=window_fn, main_receivers=receivers[None], tagged_receivers=receivers,
+                             per_element_output_counter=None, output_batch_converter=None,
+                             process_yields_batches=False, process_batch_yields_elements=False)
+    invoker = DoFnInvoker.create_invoker(
+        DoFnSignature(fn), handler, context=DoFnContext(label, state=None), side_inputs=side_inputs,
+        input_args=args, input_kwargs=kwargs, user_state_context=None,
+        bundle_finalizer_param=DoFn.BundleFinalizerParam())
+    invoker.invoke_setup()
+    invoker.invoke_start_bundle()
+    for item in items:
+        invoker.invoke_process(item)
+    invoker.invoke_finish_bundle()
+    invoker.invoke_teardown()
+    return [v if isinstance(v, TaggedOutput) else v.value for v in receivers.values]
+
+
+class _TaggedParDo(te.ParDo):
+    def apply(self, input_bag: Any, side_inputs: Any = None) -> Any:
+        transform = self.transform
+        args, kwargs = transform.raw_side_inputs
+        main_input = next(iter(self.applied.main_inputs.values()))
+        window_fn = main_input.windowing.windowfn if hasattr(main_input, "windowing") else None
+        return input_bag.map(te.get_windowed_value, window_fn).map_partitions(
+            _bundle, transform.fn, window_fn, transform.label, list(args), kwargs, side_inputs)
+
+
 class _BoundedFlatten(te.Flatten):
     def apply(self, input_bag: Any, side_inputs: Any = None) -> Any:
         import dask.bag as db
@@ -57,6 +94,12 @@ def _of_tag(tag: Any) -> Any:
         return tag is None
 
     return keep
+
+
+def _untagged(item: Any) -> Any:
+    from apache_beam.pvalue import TaggedOutput
+
+    return te.defenestrate(item.value) if isinstance(item, TaggedOutput) else item
 
 
 class DaskRunner(dask_runner.DaskRunner):
@@ -82,8 +125,8 @@ class DaskRunner(dask_runner.DaskRunner):
                 bag = self.bags.get(value.producer)
                 if bag is None:
                     return None
-                if len(getattr(value.producer, "outputs", {}) or {}) > 1:  # a multi-output ParDo
-                    bag = bag.filter(_of_tag(value.tag))
+                if isinstance(value.producer.transform, beam.ParDo):  # its bag holds all of its tags
+                    bag = bag.filter(_of_tag(value.tag)).map(_untagged) if value.tag else bag.filter(_of_tag(None))
                 return bag
 
             def visit_transform(self, transform_node: Any) -> None:
@@ -117,7 +160,8 @@ class DaskRunner(dask_runner.DaskRunner):
         limit = options.view_as(dask_runner.DaskOptions).get_all_options().get("dask_npartitions")
         _LIMIT["partitions"] = int(limit or DEFAULT_PARTITIONS)
         saved = dict(dask_runner.TRANSLATIONS)
-        dask_runner.TRANSLATIONS.update({_GroupByKeyOnly: _BoundedGroupByKey, _Flatten: _BoundedFlatten})
+        dask_runner.TRANSLATIONS.update({_GroupByKeyOnly: _BoundedGroupByKey, _Flatten: _BoundedFlatten,
+                                         beam.ParDo: _TaggedParDo})
         try:
             return super().run_pipeline(pipeline, options)
         finally:

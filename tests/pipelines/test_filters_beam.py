@@ -6,11 +6,13 @@ across samples, records of one sample sharing a field)."""
 from __future__ import annotations
 
 import itertools
+import json
 import random
 
 import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
+from valuecorpus.pipelines.beam_pipeline import pipeline_options
 from valuecorpus.pipelines.chains import chain_class
 from valuecorpus.pipelines.filters import apply_filters
 from valuecorpus.pipelines.filters.beam import FilterRecords
@@ -111,6 +113,31 @@ def test_beam_echo_filter_off_gives_the_loop_result() -> None:
     expected = apply_filters(chain, records, published)
     assert all(f.filter != "echo" for f in expected.filtered)
     _assert_beam_gives(chain, records, published, expected)
+
+
+def test_beam_filters_on_the_dask_cluster_give_the_loop_result(dask_cluster, tmp_path) -> None:
+    """The same composite on Beam's Dask runner against two worker processes: every tagged output reaches only
+    its own consumers (kept, filtered, the echo checks' splits), row for row as the loop."""
+    recipe = load_recipe("dilemmas", RECIPE)
+    chain = chain_class(recipe.kind)(recipe)
+    records, published = _records(240, seed=5)
+    records = _echoing(records, seed=5)
+    expected = apply_filters(chain, records, published)
+    out = tmp_path / "result.json"
+    # the Dask runner computes the pipeline's last leaf only: one sink gathers both outputs
+    p = beam.Pipeline(options=pipeline_options(dask_cluster.beam_args))
+    pub = p | "Published" >> beam.Create(published)
+    kept, filtered = p | beam.Create([(r, "en") for r in records]) | FilterRecords(chain, pub)
+    _ = ((kept | "KeptIds" >> beam.Map(lambda r: ["kept", r.id]),
+          filtered | "Why" >> beam.Map(lambda f: ["filtered", f.sample_id, f.filter, f.matched_id, f.reason]))
+         | beam.Flatten()
+         | beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
+         | beam.Map(lambda rows: out.write_text(json.dumps(rows))))
+    p.run().wait_until_finish()
+    rows = json.loads(out.read_text())
+    assert sorted(r[1] for r in rows if r[0] == "kept") == sorted(r.id for r in expected.kept)
+    assert sorted(tuple(r[1:]) for r in rows if r[0] == "filtered") == sorted(
+        (f.sample_id, f.filter, f.matched_id, f.reason) for f in expected.filtered)
 
 
 def _assert_beam_gives(chain, records: list[Dilemma], published: list[tuple[str, str]], expected) -> None:
