@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,34 +126,45 @@ def generation(args: argparse.Namespace) -> None:
             figures)
 
 
-def _synthetic(n: int, seed: int = 7) -> list[Any]:
-    """Dilemma records with distinct texts plus ~10 % near copies (a word changed) and ~2 % exact copies."""
+CHUNK = 5_000  # synthetic records made per Beam element (the pipeline makes them; nothing is pickled into it)
+
+
+def _base_text(i: int, seed: int) -> str:
+    rng = random.Random(f"{seed}:{i}")
+    return " ".join(f"w{rng.randrange(5000)}" for _ in range(40))
+
+
+def _synthetic_record(i: int, seed: int = 7) -> Any:
+    """Record `i`: a distinct text, or (~10 %) a near copy of an earlier record's text with a word changed, or
+    (~2 %) an exact copy of one. Made from `i` alone, so any worker makes any record."""
     from valuecorpus.schemas.records import Dilemma, Provenance, stable_id
 
-    rng = random.Random(seed)
-    words = [f"w{i}" for i in range(5000)]
-    texts: list[str] = []
-    for _ in range(n):
-        r = rng.random()
-        if texts and r < 0.10:
-            base = rng.choice(texts).split()
-            base[rng.randrange(len(base))] = rng.choice(words)
-            texts.append(" ".join(base))
-        elif texts and r < 0.12:
-            texts.append(rng.choice(texts))
-        else:
-            texts.append(" ".join(rng.choice(words) for _ in range(40)))
-    return [Dilemma(id=stable_id("bench", str(i)), basic_situation=t[:60], dilemma_situation=t, actions=[],
-                    provenance=Provenance(origin="import", plan_item=str(i))) for i, t in enumerate(texts)]
+    rng = random.Random(f"{seed}:pick:{i}")
+    r = rng.random()
+    if i and r < 0.12:
+        words = _base_text(rng.randrange(i), seed).split()
+        if r < 0.10:
+            words[rng.randrange(len(words))] = f"w{rng.randrange(5000)}"
+        text = " ".join(words)
+    else:
+        text = _base_text(i, seed)
+    return Dilemma(id=stable_id("bench", str(i)), basic_situation=text[:60], dilemma_situation=text, actions=[],
+                   provenance=Provenance(origin="import", plan_item=str(i)))
+
+
+def _synthetic_chunk(start: int, n: int) -> Iterator[tuple[Any, str]]:
+    for i in range(start, min(n, start + CHUNK)):
+        yield _synthetic_record(i), "en"
 
 
 def _write_count(n: int, path: str) -> None:
     Path(path).write_text(str(n))
 
 
-def _filter_beam(chain: Any, records: list[Any], beam_args: list[str]) -> tuple[float, int]:
+def _filter_beam(chain: Any, n: int, beam_args: list[str]) -> tuple[float, int]:
     """Wall time and the number kept (written by the pipeline's one sink: the Dask runner computes only the
-    last leaf; the workers share this machine's disk)."""
+    last leaf; the workers share this machine's disk). The records are made inside the pipeline, as the
+    generation pipeline reads its records from shards."""
     import apache_beam as beam
 
     from valuecorpus.pipelines.beam_pipeline import pipeline_options
@@ -162,7 +174,9 @@ def _filter_beam(chain: Any, records: list[Any], beam_args: list[str]) -> tuple[
         out = str(Path(folder) / "kept")
         started = time.perf_counter()
         pipeline = beam.Pipeline(options=pipeline_options(beam_args))
-        kept, _filtered = (pipeline | beam.Create([(r, "en") for r in records]) | FilterRecords(chain))
+        records = (pipeline | beam.Create(list(range(0, n, CHUNK))) | beam.Reshuffle()
+                   | beam.FlatMap(_synthetic_chunk, n))
+        kept, _filtered = records | FilterRecords(chain)
         _ = (kept | beam.combiners.Count.Globally().without_defaults() | beam.Map(_write_count, out))
         pipeline.run().wait_until_finish()
         return time.perf_counter() - started, int(Path(out).read_text())
@@ -176,14 +190,15 @@ def filters(args: argparse.Namespace) -> None:
     recipe = load_recipe("dilemmas", {"filters": {"language": {"enabled": False}, "leakage": False,
                                                   "length": {"min_chars": 1, "max_chars": 100000}}})
     chain = chain_class(recipe.kind)(recipe)
-    records = _synthetic(args.records)
     figures: dict[str, Any] = {"records": args.records}
+    records = [_synthetic_record(i) for i in range(args.records)]  # made before the clock starts (Beam: after)
     load, started = _load(), time.perf_counter()
     result = apply_filters(chain, records)
+    del records
     figures["global_filter"] = {"wall_s": round(time.perf_counter() - started, 2), "kept": len(result.kept),
                                 "load": load}
     load = _load()
-    wall, kept = _filter_beam(chain, records, [])
+    wall, kept = _filter_beam(chain, args.records, [])
     figures["beam_in_process"] = {"wall_s": round(wall, 2), "kept": kept, "load": load}
     if args.dask:
         from valuecorpus_testing.cluster import DaskCluster
@@ -192,7 +207,7 @@ def filters(args: argparse.Namespace) -> None:
         for workers in (1, 2):
             with DaskCluster(work / f"dask{workers}", workers=workers) as dask:
                 load = _load()
-                wall, kept = _filter_beam(chain, records, dask.beam_args)
+                wall, kept = _filter_beam(chain, args.records, dask.beam_args)
                 figures[f"dask_{workers}_workers"] = {"wall_s": round(wall, 2), "kept": kept, "load": load}
         figures["dask_2_vs_1"] = round(figures["dask_1_workers"]["wall_s"] / figures["dask_2_workers"]["wall_s"], 3)
     _record(f"filter_{args.records}", figures)

@@ -13,7 +13,8 @@ letters with `with_outputs` gets both in each branch. It also collects a bundle'
 `finish_bundle`, so what a DoFn emits there is lost. Here a bundle keeps each output's tag and what
 `finish_bundle` emits, and each consumer reads only its own tag's values (untagged again).
 
-Everything else is Beam's runner as it is. `pipeline_options` substitutes this runner when Beam's is named.
+Its result leaves the client connected; here the client is closed when the pipeline is done. Everything else
+is Beam's runner as it is. `pipeline_options` substitutes this runner when Beam's is named.
 """
 
 from __future__ import annotations
@@ -163,7 +164,20 @@ class DaskRunner(dask_runner.DaskRunner):
         dask_runner.TRANSLATIONS.update({_GroupByKeyOnly: _BoundedGroupByKey, _Flatten: _BoundedFlatten,
                                          beam.ParDo: _TaggedParDo})
         try:
-            return super().run_pipeline(pipeline, options)
+            result = super().run_pipeline(pipeline, options)
         finally:
             dask_runner.TRANSLATIONS.clear()
             dask_runner.TRANSLATIONS.update(saved)
+        return _ClosingResult(client=result.client, futures=result.futures)
+
+
+class _ClosingResult(dask_runner.DaskRunnerResult):
+    """Beam's result, whose client is closed once the pipeline is done: Beam's stays connected, and when the
+    cluster goes away it retries for 30 s and logs a traceback into the launcher's stderr."""
+
+    def wait_until_finish(self, duration: float | None = None) -> str:
+        try:
+            return super().wait_until_finish(duration)
+        finally:
+            if self.state in (beam.runners.runner.PipelineState.DONE, beam.runners.runner.PipelineState.FAILED):
+                self.client.close()

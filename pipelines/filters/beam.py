@@ -3,10 +3,10 @@ holds the run's records in one element.
 
     (record, language) → PerRecord → ExactGroups (GroupByKey on the normalised text hash; the smallest id of
     each group represents it) → Signatures (MinHash of each representative and of each published text)
-    → Bands (GroupByKey per LSH band: the candidate pairs) → Verify (joined with both signatures: the
-    estimated Jaccard) → Resolve → Decide (joined back with each group) → Repeats (the echo filter's
-    cross-sample check: GroupByKey on each field's text hash, the smallest id keeps the text, joined back by
-    record id) → DropDependents.
+    → CandidatePairs (grouped by LSH band key, in buckets: `beam_buckets.GroupInBuckets`) → Verify (each
+    pair's halves joined with their signatures and grouped by pair: the estimated Jaccard) → Resolve
+    → Decide (joined back with each group) → Repeats (the echo filter's cross-sample check: each field's text
+    hash grouped, in buckets too; the smallest id keeps the text, joined back by record id) → DropDependents.
 
 `PerRecord` includes the echo filter's per-record checks (the prompt's own text, indexed in `setup()` on each
 worker; the same text twice in a record).
@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 import apache_beam as beam
 import numpy as np
 
+from valuecorpus.pipelines.beam_buckets import GroupInBuckets
 from valuecorpus.pipelines.beam_join import JoinOnKey
 from valuecorpus.pipelines.filters.core import _per_record
 from valuecorpus.pipelines.filters.duplicates import EXACT_REASON, PUBLISHED, best_match, near_duplicate_reason
 from valuecorpus.pipelines.filters.echo import PromptEcho, prompt_echo, repeat_hit, repeat_keys, sample_of
-from valuecorpus.pipelines.filters.minhash import SIG_DTYPE, band_keys, jaccard, lsh_params, minhash_values
+from valuecorpus.pipelines.filters.minhash import SIG_DTYPE, band_hashes, jaccard, lsh_params, minhash_values
 from valuecorpus.pipelines.filters.text import text_hash
 from valuecorpus.schemas.run_tables import FilteredSample
 
@@ -85,15 +86,22 @@ def _signature(text: str, num_perm: int) -> bytes:
     return minhash_values(text, num_perm).tobytes()
 
 
-def _bands(element: tuple[str, bytes], bands: int, rows: int) -> Iterator[tuple[tuple[int, bytes], str]]:
-    key, sig = element
-    for band in band_keys(np.frombuffer(sig, dtype=SIG_DTYPE), bands, rows):
-        yield band, key
+def _band_entries(batch: list[tuple[str, bytes]], bands: int, rows: int) -> Iterator[tuple[int, str]]:
+    """(band key, text key) for each band of each signature: the loop's `band_hashes`, a batch at a time."""
+    if not batch:
+        return
+    sigs = np.frombuffer(b"".join(sig for _key, sig in batch), dtype=SIG_DTYPE).reshape(len(batch), -1)
+    for (key, _sig), row in zip(batch, band_hashes(sigs, bands, rows).view(np.int64).tolist(), strict=True):
+        for band_key in row:
+            yield band_key, key
 
 
-def _pairs(element: tuple[Any, Iterable[str]]) -> Iterator[tuple[str, str]]:
-    """Candidate pairs of one band bucket (published texts are never compared with each other)."""
-    _band, keys = element
+def _band_bucket(band_key: int) -> int:
+    return band_key  # already a well-mixed 64-bit hash (as int64: in range of Beam's varint coder, not pickled)
+
+
+def _pairs(_band: int, keys: list[str]) -> Iterator[tuple[str, str]]:
+    """Candidate pairs of one band key (published texts are never compared with each other)."""
     members = sorted(set(keys))
     for i, a in enumerate(members):
         for b in members[i + 1:]:
@@ -101,23 +109,30 @@ def _pairs(element: tuple[Any, Iterable[str]]) -> Iterator[tuple[str, str]]:
                 yield a, b
 
 
-def _attach_first(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, tuple[str, bytes]]]:
-    a, joined = element
-    if not joined["sig"]:
-        return
-    for b in joined["pair"]:
-        yield b, (a, joined["sig"][0])
+def _halves(pair: tuple[str, str]) -> Iterator[tuple[str, tuple[str, str]]]:
+    yield pair[0], pair
+    yield pair[1], pair
 
 
-def _verify(element: tuple[str, dict[str, list[Any]]], threshold: float) -> Iterator[tuple[str, str, float]]:
-    b, joined = element
+def _signed_halves(element: tuple[str, dict[str, list[Any]]]
+                   ) -> Iterator[tuple[tuple[str, str], tuple[str, bytes]]]:
+    """Each pair a text is part of, with the text's signature (both halves meet again by pair)."""
+    key, joined = element
     if not joined["sig"]:
         return
-    sig_b = np.frombuffer(joined["sig"][0], dtype=SIG_DTYPE)
-    for a, sig_a in joined["first"]:
-        score = jaccard(np.frombuffer(sig_a, dtype=SIG_DTYPE), sig_b)
-        if score >= threshold:
-            yield a, b, score
+    for pair in joined["pair"]:
+        yield tuple(pair), (key, joined["sig"][0])  # type: ignore[misc]
+
+
+def _verify(element: tuple[tuple[str, str], Iterable[tuple[str, bytes]]], threshold: float
+            ) -> Iterator[tuple[str, str, float]]:
+    (a, b), halves = element
+    sigs = dict(halves)
+    if a not in sigs or b not in sigs:
+        return
+    score = jaccard(np.frombuffer(sigs[a], dtype=SIG_DTYPE), np.frombuffer(sigs[b], dtype=SIG_DTYPE))
+    if score >= threshold:
+        yield a, b, score
 
 
 def _resolve(edges: list[tuple[str, str, float]]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -193,15 +208,15 @@ class FilterRecords(beam.PTransform):
                              | "Unwrap" >> beam.Map(lambda kv: (kv[0], kv[1][0])).with_output_types(signed))
                 sigs = (sigs, published) | "AllSignatures" >> beam.Flatten()
             pairs = (sigs
-                     | "Bands" >> beam.FlatMap(_bands, bands, rows)
-                     | "BandBuckets" >> beam.GroupByKey()
-                     | "CandidatePairs" >> beam.FlatMap(_pairs)
+                     | "CandidatePairs" >> GroupInBuckets(lambda batch: _band_entries(batch, bands, rows),
+                                                          _band_bucket, _pairs)
                      | "UniquePairs" >> beam.Distinct())
-            first = ({"sig": sigs, "pair": pairs}
-                     | "JoinFirst" >> JoinOnKey()
-                     | "AttachFirst" >> beam.FlatMap(_attach_first))
-            edges = ({"sig": sigs, "first": first}
-                     | "JoinSecond" >> JoinOnKey()
+            halves = pairs | "PairHalves" >> beam.FlatMap(_halves).with_output_types(tuple[str, tuple[str, str]])
+            edges = ({"sig": sigs, "pair": halves}
+                     | "JoinSignatures" >> JoinOnKey()
+                     | "SignedHalves" >> beam.FlatMap(_signed_halves).with_output_types(
+                         tuple[tuple[str, str], tuple[str, bytes]])
+                     | "ByPair" >> beam.GroupByKey()
                      | "Verify" >> beam.FlatMap(_verify, threshold))
             decisions = (edges  # the duplicate pairs only, never the records; no default (a side input)
                          | "Pairs" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
@@ -223,10 +238,9 @@ class FilterRecords(beam.PTransform):
         return kept, filtered
 
 
-def _holders(element: tuple[Any, Iterable[tuple[str, str]]]) -> Iterator[tuple[str, tuple[Any, tuple[str, str]]]]:
+def _holders(key: Any, holders: list[tuple[str, str]]) -> Iterator[tuple[str, tuple[Any, tuple[str, str]]]]:
     """One (field kind, text hash) group: the smallest id holds the text; every record of another sample in
     the group is told (record id → (key, holder)). Records told nothing keep all their texts."""
-    key, holders = element
     members = sorted(set(holders))
     first = members[0]
     for record_id, sample in members[1:]:
@@ -246,12 +260,16 @@ class _DropRepeated(beam.PTransform):
         chain = self.chain
         min_words = chain.recipe.filters.echo.min_words
 
-        def keys(record: Any) -> Iterator[tuple[Any, tuple[str, str]]]:
-            for key in dict.fromkeys(repeat_keys(chain, record, min_words)):
-                yield key, (record.id, sample_of(record))
+        def keys(records: list[Any]) -> Iterator[tuple[Any, tuple[str, str]]]:
+            for record in records:
+                for key in dict.fromkeys(repeat_keys(chain, record, min_words)):
+                    yield key, (record.id, sample_of(record))
 
         def decide(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
             _id, joined = element
+            if not joined["first"]:  # told nothing (most records): every text is its own
+                yield from joined["record"]
+                return
             first = {tuple(key): tuple(holder) for key, holder in joined["first"]}
             for record in joined["record"]:
                 hit = repeat_hit(chain, record, min_words, first)  # type: ignore[arg-type]
@@ -260,14 +278,15 @@ class _DropRepeated(beam.PTransform):
                 else:
                     yield beam.pvalue.TaggedOutput(FILTERED, _filtered(record, "echo", hit[0], matched=hit[1]))
 
-        told = (kept
-                | "FieldTexts" >> beam.FlatMap(keys)
-                | "ByFieldText" >> beam.GroupByKey()
-                | "FirstHolder" >> beam.FlatMap(_holders))
+        told = kept | "FirstHolders" >> GroupInBuckets(keys, _text_bucket, _holders)
         decided = ({"record": kept | "ById" >> beam.Map(lambda r: (r.id, r)), "first": told}
                    | "JoinHolders" >> JoinOnKey()
                    | "DecideRepeats" >> beam.FlatMap(decide).with_outputs(FILTERED, main=KEPT))
         return decided[KEPT], decided[FILTERED]
+
+
+def _text_bucket(key: tuple[str, str]) -> int:
+    return int(key[1][:8], 16)  # the text's sha256, the same in every process
 
 
 def _base_depends_on() -> Any:

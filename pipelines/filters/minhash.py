@@ -18,7 +18,7 @@ Signatures are uint32 (half the memory of datasketch's legacy uint64 values, whi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -138,12 +138,6 @@ def minhash_values(text: str, num_perm: int) -> np.ndarray:
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     """The estimated Jaccard similarity of two signatures."""
     return float(np.count_nonzero(a == b)) / len(a)
-
-
-def band_keys(signature: np.ndarray, bands: int, rows: int) -> Iterator[tuple[int, bytes]]:
-    """(band, bytes of its rows): two signatures are LSH candidates when they share one."""
-    for band in range(bands):
-        yield band, signature[band * rows:(band + 1) * rows].tobytes()
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment and multipliers
