@@ -33,6 +33,47 @@ RESULTS = REPO / "bench" / "results" / "scale_out.json"
 RUNS = ("loop", "beam", "dask")  # generation: the loop, Beam in-process, Dask (2 workers, home on S3)
 
 
+class _TaskStream:
+    """Where a Dask run's time goes, from the scheduler's task stream: per worker the seconds spent computing
+    tasks and receiving their inputs from another worker, the busiest task groups (Beam steps), and the rest of
+    the wall time (scheduling, the launcher, idle workers)."""
+
+    def __init__(self, address: str) -> None:
+        from distributed import Client
+
+        self.client = Client(address, timeout=30)
+        self.client.get_task_stream()  # starts the recording
+
+    def __enter__(self) -> _TaskStream:
+        self.started = time.time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.tasks = self.client.get_task_stream(start=self.started)
+        self.wall = time.time() - self.started
+        self.client.close()
+
+    def figures(self) -> dict[str, Any]:
+        from dask.utils import key_split
+
+        busy: dict[str, dict[str, float]] = {}
+        groups: dict[str, float] = {}
+        for task in self.tasks:
+            worker = busy.setdefault(str(task.get("worker")), {"compute_s": 0.0, "transfer_s": 0.0})
+            for span in task.get("startstops", ()):
+                seconds = span["stop"] - span["start"]
+                if span["action"] == "compute":
+                    worker["compute_s"] += seconds
+                    group = key_split(task["key"])
+                    groups[group] = groups.get(group, 0.0) + seconds
+                elif span["action"] == "transfer":
+                    worker["transfer_s"] += seconds
+        top = sorted(groups.items(), key=lambda kv: -kv[1])[:8]
+        return {"tasks": len(self.tasks), "wall_s": round(self.wall, 2),
+                "workers": {w: {k: round(v, 2) for k, v in f.items()} for w, f in sorted(busy.items())},
+                "busiest_steps_s": {name: round(sec, 2) for name, sec in top}}
+
+
 def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
@@ -114,8 +155,10 @@ def generation(args: argparse.Namespace) -> None:
         if "dask" in only:
             with ObjectStore(work / "store") as store, DaskCluster(work / "dask", workers=2,
                                                                    env=store.env) as dask:
-                figures["dask_2_workers_s3"] = _generate(store.url("home"), args.n, srv.base_url, dask.beam_args,
-                                                         "dask", store.env, recipe=recipe)
+                with _TaskStream(dask.address) as stream:
+                    figures["dask_2_workers_s3"] = _generate(store.url("home"), args.n, srv.base_url,
+                                                             dask.beam_args, "dask", store.env, recipe=recipe)
+                figures["dask_2_workers_s3"]["where"] = stream.figures()
     if "in_process" in figures and "dask_2_workers_s3" in figures:
         figures["dask_vs_in_process"] = round(figures["in_process"]["wall_s"]
                                               / figures["dask_2_workers_s3"]["wall_s"], 3)
@@ -207,8 +250,10 @@ def filters(args: argparse.Namespace) -> None:
         for workers in (1, 2):
             with DaskCluster(work / f"dask{workers}", workers=workers) as dask:
                 load = _load()
-                wall, kept = _filter_beam(chain, args.records, dask.beam_args)
-                figures[f"dask_{workers}_workers"] = {"wall_s": round(wall, 2), "kept": kept, "load": load}
+                with _TaskStream(dask.address) as stream:
+                    wall, kept = _filter_beam(chain, args.records, dask.beam_args)
+                figures[f"dask_{workers}_workers"] = {"wall_s": round(wall, 2), "kept": kept, "load": load,
+                                                      "where": stream.figures()}
         figures["dask_2_vs_1"] = round(figures["dask_1_workers"]["wall_s"] / figures["dask_2_workers"]["wall_s"], 3)
     _record(f"filter_{args.records}", figures)
 
