@@ -30,7 +30,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "scale_out.json"
-RUNS = ("loop", "beam", "dask")  # generation: the loop, Beam in-process, Dask (2 workers, home on S3)
+# generation: the loop, Beam in-process, Dask (2 workers, home on S3), and Dask with the home on the local disk
+# (the workers share it here): what the object store costs
+RUNS = ("loop", "beam", "dask", "dask_disk")
 
 
 class _TaskStream:
@@ -159,6 +161,11 @@ def generation(args: argparse.Namespace) -> None:
                     figures["dask_2_workers_s3"] = _generate(store.url("home"), args.n, srv.base_url,
                                                              dask.beam_args, "dask", store.env, recipe=recipe)
                 figures["dask_2_workers_s3"]["where"] = stream.figures()
+        if "dask_disk" in only:
+            with DaskCluster(work / "dask-disk", workers=2) as dask, _TaskStream(dask.address) as stream:
+                figures["dask_2_workers_disk"] = _generate(str(work / "disk"), args.n, srv.base_url,
+                                                           dask.beam_args, "dask", recipe=recipe)
+            figures["dask_2_workers_disk"]["where"] = stream.figures()
     if "in_process" in figures and "dask_2_workers_s3" in figures:
         figures["dask_vs_in_process"] = round(figures["in_process"]["wall_s"]
                                               / figures["dask_2_workers_s3"]["wall_s"], 3)

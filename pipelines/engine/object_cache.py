@@ -4,8 +4,16 @@ Why this design (see docs/engine.md): workers on other machines share no disk an
 offers one atomic operation, the whole-object PUT. An answer is written once, whole, under a name that is its
 key, so writers never conflict (two workers that answer the same key write the same value), a reader sees an
 answer entirely or not at all, and a killed worker loses only the answers it had not yet written. No index to
-keep consistent, no compaction, no lock. Lookups fetch many keys at once (fsspec's concurrent `cat`); writes
-are queued and put by a background thread in concurrent batches, flushed when a batch of requests ends.
+keep consistent, no compaction, no lock. Writes are queued and put by a background thread in concurrent
+batches, flushed when a batch of requests ends.
+
+Lookups of a batch list the key prefixes it touches (once per cache object, concurrently; at most 256 listings
+of up to 1,000 names per page) and fetch only the keys listed (fsspec's concurrent `cat`): on a store every
+request is a signed HTTP call, and a cold run's one miss per request cost more than its PUT. Measured on the
+Dask runner against a local S3 store (300 dilemmas, 2,844 requests): 86.9 s with a GET per key, 45.7 s with
+the listing, 23.2 s with the home on the local disk. A listing is a snapshot: an answer another process writes after it is not
+seen by this cache object (its request is sent again, never answered wrongly); within a run that cannot
+happen, as identical requests are grouped before they reach an engine, and a rerun lists afresh.
 
 Layout: `<cache>/answers/<key[:2]>/<key>.json`, `<cache>/probes/<sha256(endpoint)>.json`.
 """
@@ -24,6 +32,8 @@ import orjson
 from valuecorpus.pipelines.engine.cache import KEY_SCHEME, BackgroundWriter, CacheStats
 
 _PUT_BATCH = 256
+_LIST_FROM = 32  # keys in one lookup from which listing their prefixes is cheaper than a GET per key
+_LISTERS = 16
 
 
 class ObjectCache(BackgroundWriter):
@@ -38,6 +48,7 @@ class ObjectCache(BackgroundWriter):
         self.path = self.url
         self._init_writer()
         self._recent: dict[str, dict[str, Any]] = {}  # queued, not yet written: lookups see them at once
+        self._listed: dict[str, set[str]] = {}  # per key prefix: the keys stored when it was listed, and ours
         self._lock = threading.Lock()
 
     def _answer_path(self, key: str) -> str:
@@ -51,7 +62,11 @@ class ObjectCache(BackgroundWriter):
             for key in keys:
                 if key in self._recent:
                     found[key] = self._recent[key]
-        wanted = {self._answer_path(k): k for k in keys if k not in found}
+        rest = [k for k in keys if k not in found]
+        if len(rest) >= _LIST_FROM:
+            self._list({k[:2] for k in rest} - set(self._listed))
+        rest = [k for k in rest if k[:2] not in self._listed or k in self._listed[k[:2]]]
+        wanted = {self._answer_path(k): k for k in rest}
         if wanted:
             blobs = self.fs.cat(list(wanted), on_error="omit")
             for path, blob in blobs.items():
@@ -59,6 +74,24 @@ class ObjectCache(BackgroundWriter):
                 if key is not None and not isinstance(blob, Exception):
                     found[key] = orjson.loads(blob)["value"]
         return found
+
+    def _list(self, prefixes: set[str]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def names(prefix: str) -> set[str]:
+            try:
+                paths = self.fs.ls(f"{self.root}/answers/{prefix}", detail=False, refresh=True)
+            except FileNotFoundError:
+                return set()
+            return {p.rsplit("/", 1)[-1].removesuffix(".json") for p in paths}
+
+        if prefixes:
+            with ThreadPoolExecutor(min(_LISTERS, len(prefixes))) as pool:
+                order = sorted(prefixes)
+                listed = dict(zip(order, pool.map(names, order), strict=True))
+            with self._lock:
+                for prefix, found in listed.items():
+                    self._listed.setdefault(prefix, set()).update(found)
 
     def _probe_path(self, endpoint: str) -> str:
         return f"{self.root}/probes/{hashlib.sha256(endpoint.encode()).hexdigest()}.json"
@@ -78,6 +111,8 @@ class ObjectCache(BackgroundWriter):
         self._check_writer()
         with self._lock:
             self._recent[key] = value
+            if key[:2] in self._listed:
+                self._listed[key[:2]].add(key)
         blob = orjson.dumps({"key": key, "model": model, "endpoint": endpoint, "created": time.time(),
                              "scheme": KEY_SCHEME, "value": value})
         self._enqueue((key, blob))
