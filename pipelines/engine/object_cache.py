@@ -11,9 +11,10 @@ Lookups of a batch list the key prefixes it touches (once per cache object, conc
 of up to 1,000 names per page) and fetch only the keys listed (fsspec's concurrent `cat`): on a store every
 request is a signed HTTP call, and a cold run's one miss per request cost more than its PUT. Measured on the
 Dask runner against a local S3 store (300 dilemmas, 2,844 requests): 86.9 s with a GET per key, 45.7 s with
-the listing, 23.2 s with the home on the local disk. A listing is a snapshot: an answer another process writes after it is not
-seen by this cache object (its request is sent again, never answered wrongly); within a run that cannot
-happen, as identical requests are grouped before they reach an engine, and a rerun lists afresh.
+the listing, 23.2 s with the home on the local disk. A listing is a snapshot: an answer another process
+writes after it is not seen by this cache object (its request is sent again, never answered wrongly); within a
+run that cannot happen, as identical requests are grouped before they reach an engine, and a rerun lists
+afresh.
 
 Layout: `<cache>/answers/<key[:2]>/<key>.json`, `<cache>/probes/<sha256(endpoint)>.json`.
 """
