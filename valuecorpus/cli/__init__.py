@@ -50,4 +50,22 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> None:
     from valuecorpus.cli.common import run_app
 
-    sys.exit(run_app(app, argv))
+    code = run_app(app, argv)
+    if argv is None:  # the command itself, not a caller in this process
+        _exit_now(code)
+    sys.exit(code)
+
+
+def _exit_now(code: int) -> None:
+    """Exit with the command's code once the exit handlers have run, skipping the interpreter's teardown: there
+    a native thread pool (Arrow's, DuckDB's) destroyed while one of its threads is alive can abort the process
+    (SIGABRT, "terminate called without an active exception") after the work is done and its code decided —
+    seen once in a CI run, `env run` exiting -6 instead of 2 (apache/arrow#34314)."""
+    import atexit
+    import contextlib
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
