@@ -65,8 +65,11 @@ class ObjectCache(BackgroundWriter):
                     found[key] = self._recent[key]
         rest = [k for k in keys if k not in found]
         if len(rest) >= _LIST_FROM:
-            self._list({k[:2] for k in rest} - set(self._listed))
-        rest = [k for k in rest if k[:2] not in self._listed or k in self._listed[k[:2]]]
+            with self._lock:  # the listing is written by other threads' lookups and puts
+                unlisted = {k[:2] for k in rest} - self._listed.keys()
+            self._list(unlisted)
+        with self._lock:
+            rest = [k for k in rest if k[:2] not in self._listed or k in self._listed[k[:2]]]
         wanted = {self._answer_path(k): k for k in rest}
         if wanted:
             blobs = self.fs.cat(list(wanted), on_error="omit")
