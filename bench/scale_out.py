@@ -99,15 +99,30 @@ def _recipe(folder: Path, concurrency: int) -> str:
     return str(path)
 
 
+# `python -m cProfile -m valuecorpus` writes nothing: the command ends the process itself once its exit handlers
+# have run (`cli._exit_now`). Called with its arguments, `main` raises SystemExit instead.
+_PROFILED = """
+import cProfile, sys
+from valuecorpus.cli import main
+profile = cProfile.Profile()
+try:
+    profile.runcall(main, sys.argv[2:])
+except SystemExit as done:
+    code = done.code
+profile.dump_stats(sys.argv[1])
+sys.exit(code)
+"""
+
+
 def _generate(home: str, n: int, base_url: str, beam_args: list[str], run_id: str,
               env: dict[str, str] | None = None, recipe: str = "dilemmas",
               executor: str = "beam", profile: str | None = None) -> dict[str, Any]:
     load = _load()
     started = time.perf_counter()
     # the run's own CPU and peak RSS (its process and what it waited for), not the benchmark's
-    prefix = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
+    prefix = [sys.executable, "-c", _PROFILED, profile] if profile else [sys.executable, "-m", "valuecorpus"]
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([*prefix, "-m", "valuecorpus", "generate", recipe, "--n", str(n),
+        proc = subprocess.Popen([*prefix, "generate", recipe, "--n", str(n),
                                  "--base-url", base_url, "--model", "fake-model", "--no-progress", "--run-id",
                                  run_id, "--executor", executor, "--", *beam_args], stdout=subprocess.DEVNULL,
                                 stderr=err, env={**os.environ, "VALUECORPUS_HOME": home, **(env or {})})
@@ -211,29 +226,36 @@ def _write_count(n: int, path: str) -> None:
     Path(path).write_text(str(n))
 
 
-def _filter_beam(chain: Any, n: int, beam_args: list[str]) -> tuple[float, int]:
+def _filter_beam(chain: Any, n: int, beam_args: list[str], only_make: bool = False) -> tuple[float, int]:
     """Wall time and the number kept (written by the pipeline's one sink: the Dask runner computes only the
     last leaf; the workers share this machine's disk). The records are made inside the pipeline, as the
     generation pipeline reads its records from shards."""
     import apache_beam as beam
 
     from valuecorpus.pipelines.beam_pipeline import pipeline_options
+    from valuecorpus.pipelines.engine.gc_tuning import fewer_collections
     from valuecorpus.pipelines.filters.beam import FilterRecords
 
     with tempfile.TemporaryDirectory() as folder:
         out = str(Path(folder) / "kept")
         started = time.perf_counter()
         pipeline = beam.Pipeline(options=pipeline_options(beam_args))
-        records = (pipeline | beam.Create(list(range(0, n, CHUNK))) | beam.Reshuffle()
-                   | beam.FlatMap(_synthetic_chunk, n))
-        kept, _filtered = records | FilterRecords(chain)
+        # the chunks spread over the workers by a grouping, as a chain's records reach the filter from its last
+        # join (Beam's Dask runner puts a Create in one partition and makes Reshuffle a no-op)
+        # (keyed by the chunk's number: Dask's grouping partitions an int by its value, and every start is even)
+        records = (pipeline | beam.Create(list(range(0, n, CHUNK)))
+                   | "ByChunk" >> beam.Map(lambda start: (start // CHUNK, None)) | beam.GroupByKey()
+                   | beam.FlatMap(lambda kv: _synthetic_chunk(kv[0] * CHUNK, n)))
+        kept = records if only_make else (records | FilterRecords(chain))[0]
         _ = (kept | beam.combiners.Count.Globally().without_defaults() | beam.Map(_write_count, out))
-        pipeline.run().wait_until_finish()
+        with fewer_collections():  # as `generate` runs the pipeline (the in-process runner runs here)
+            pipeline.run().wait_until_finish()
         return time.perf_counter() - started, int(Path(out).read_text())
 
 
 def filters(args: argparse.Namespace) -> None:
     from valuecorpus.pipelines.chains import chain_class
+    from valuecorpus.pipelines.engine.gc_tuning import fewer_collections
     from valuecorpus.pipelines.filters import apply_filters
     from valuecorpus.pipelines.recipes import load_recipe
 
@@ -243,13 +265,17 @@ def filters(args: argparse.Namespace) -> None:
     figures: dict[str, Any] = {"records": args.records}
     records = [_synthetic_record(i) for i in range(args.records)]  # made before the clock starts (Beam: after)
     load, started = _load(), time.perf_counter()
-    result = apply_filters(chain, records)
+    with fewer_collections():  # as `generate` runs the filters, on every executor
+        result = apply_filters(chain, records)
     del records
     figures["global_filter"] = {"wall_s": round(time.perf_counter() - started, 2), "kept": len(result.kept),
                                 "load": load}
     load = _load()
     wall, kept = _filter_beam(chain, args.records, [])
     figures["beam_in_process"] = {"wall_s": round(wall, 2), "kept": kept, "load": load}
+    load = _load()
+    wall, made = _filter_beam(chain, args.records, [], only_make=True)  # what making the records costs there
+    figures["beam_in_process_making_records_only"] = {"wall_s": round(wall, 2), "records": made, "load": load}
     if args.dask:
         from valuecorpus_testing.cluster import DaskCluster
 

@@ -1,14 +1,21 @@
 """The filters as a Beam composite: the same kept / filtered result as `apply_filters`, with no step that
-holds the run's records in one element.
+holds the run's records in one element, and the records through one shuffle only.
 
-    (record, language) → PerRecord → ExactGroups (GroupByKey on the normalised text hash; the smallest id of
-    each group represents it) → Signatures (MinHash of each representative and of each published text)
-    → CandidatePairs (grouped by LSH band key, in buckets: `beam_buckets.GroupInBuckets`) → Verify (each
-    pair's halves joined with their signatures and grouped by pair: the estimated Jaccard) → Resolve
-    → Decide (joined back with each group) → Repeats (the echo filter's cross-sample check: each field's text
-    hash grouped, in buckets too; the smallest id keeps the text, joined back by record id) → DropDependents.
+    (record, language) → Check (the per-record filters; each survivor's `Fact`: id, sample, text hash, MinHash
+    signature, echo keys, parent — a few hundred bytes, in batches)
+    facts → ExactGroups (grouped by text hash; the smallest id represents its group) → Signatures (of each
+    representative, with each published text's) → CandidatePairs (grouped by LSH band key) → Verify (each pair's
+    halves joined with their signatures, grouped by pair: the estimated Jaccard) → Resolve → Decide (joined
+    back with each group) → Repeats (the echo filter's cross-sample check: each field's (kind, text hash) grouped;
+    the smallest id keeps the text) → Dependents (a record that is part of a filtered one)
+    records ⋈ what those steps dropped, by (id, text hash) → kept.
 
-`PerRecord` includes the echo filter's per-record checks (the prompt's own text, indexed in `setup()` on each
+Every grouping and join here is a `beam_buckets` one: a bundle's entries travel as one element per bucket, and
+the decisions on facts travel as one batch per bucket. The records themselves are shuffled once, at the end, to
+meet their drops: before, each record went through four joins and a dozen steps, and Beam's per-element cost
+and its coders (each record pickled and unpickled at every shuffle) were most of an in-process run's time.
+
+`Check` includes the echo filter's per-record checks (the prompt's own text, indexed in `setup()` on each
 worker; the same text twice in a record).
 
 `Resolve` is the one step that sees the whole run, and it sees only the verified duplicate pairs (as
@@ -25,60 +32,107 @@ from typing import TYPE_CHECKING, Any
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.transforms.window import GlobalWindows
 
-from valuecorpus.pipelines.beam_buckets import GroupInBuckets
-from valuecorpus.pipelines.beam_join import JoinOnKey
+from valuecorpus.pipelines.beam_buckets import GroupInBuckets, JoinInBuckets
+from valuecorpus.pipelines.filters.beam_facts import (
+    FILTERED,
+    KEPT,
+    Fact,
+    dropped,
+    fact_items,
+    filtered_sample,
+    str_bucket,
+)
+from valuecorpus.pipelines.filters.beam_repeats import DropDependents, DropRepeated, has_dependents
 from valuecorpus.pipelines.filters.core import _per_record
 from valuecorpus.pipelines.filters.duplicates import EXACT_REASON, PUBLISHED, best_match, near_duplicate_reason
-from valuecorpus.pipelines.filters.echo import PromptEcho, prompt_echo, repeat_hit, repeat_keys, sample_of
-from valuecorpus.pipelines.filters.minhash import SIG_DTYPE, band_hashes, jaccard, lsh_params, minhash_values
+from valuecorpus.pipelines.filters.echo import PromptEcho, prompt_echo, repeat_entries, sample_of
+from valuecorpus.pipelines.filters.minhash import (
+    SIG_DTYPE,
+    band_hashes,
+    jaccard,
+    lsh_params,
+    minhash_signatures,
+    minhash_values,
+    shares_band,
+)
 from valuecorpus.pipelines.filters.text import text_hash
 from valuecorpus.schemas.run_tables import FilteredSample
+
+__all__ = ["FILTERED", "KEPT", "FilterRecords"]
 
 if TYPE_CHECKING:
     from valuecorpus.pipelines.chains.base import Chain
 
-KEPT = "kept"
-FILTERED = "filtered"
+_FACTS = "facts"
+_BATCH = 2_000  # facts per batch out of Check (one signature call per batch)
 
 
-def _filtered(record: Any, name: str, reason: str, matched: str | None = None,
-              score: float | None = None) -> FilteredSample:
-    return FilteredSample(sample_id=record.id, kind=record.kind, filter=name, reason=reason, matched_id=matched,
-                          score=score)
+class _Check(beam.DoFn):
+    """Schema, the chain's checks, length, language, leakage, the echo filter's per-record checks. Each survivor
+    goes on as ((id, key), record) to meet its drops at the end, and as a `Fact`, in batches."""
 
-
-class _PerRecord(beam.DoFn):
-    """Schema, the chain's checks, length, language, leakage. Survivors with a text go on to the duplicate
-    steps keyed by their text hash (or their id when exact duplicates are not filtered)."""
-
-    def __init__(self, chain: Chain) -> None:
-        self.chain = chain
+    def __init__(self, chain: Chain, dependents: bool) -> None:
+        self.chain, self.dependents = chain, dependents
         self.echo: PromptEcho | None = None
+        self.pending: list[tuple[Any, str, str | None]] = []
 
     def setup(self) -> None:
         # the prompt strings, indexed once per worker (not pickled into the pipeline)
         self.echo = prompt_echo(self.chain) if self.chain.recipe.filters.echo.enabled else None
 
+    def start_bundle(self) -> None:
+        self.pending = []
+
     def process(self, element: tuple[Any, str]) -> Iterator[Any]:
         record, language = element
-        dropped = _per_record(self.chain, record, language, self.echo)
+        chain = self.chain
+        dropped = _per_record(chain, record, language, self.echo)
         if dropped:
-            yield beam.pvalue.TaggedOutput(FILTERED, _filtered(record, dropped[0], dropped[1], score=dropped[2]))
+            yield beam.pvalue.TaggedOutput(FILTERED, filtered_sample(record, dropped[0], dropped[1], score=dropped[2]))
             return
-        text = self.chain.text_of(record)
-        if not text:
-            yield beam.pvalue.TaggedOutput(KEPT, record)
-            return
-        key = text_hash(text) if self.chain.recipe.filters.exact_duplicate else record.id
-        yield key, record
+        text = chain.text_of(record)
+        key = (text_hash(text) if chain.recipe.filters.exact_duplicate else record.id) if text else None
+        yield (record.id, key), record
+        self.pending.append((record, text, key))
+        if len(self.pending) >= _BATCH:
+            yield beam.pvalue.TaggedOutput(_FACTS, self._facts())
+
+    def finish_bundle(self) -> Iterator[Any]:
+        if self.pending:
+            yield beam.pvalue.TaggedOutput(_FACTS, GlobalWindows.windowed_value(self._facts()))
+
+    def _facts(self) -> list[Fact]:
+        f = self.chain.recipe.filters
+        pending, self.pending = self.pending, []
+        signatures: dict[int, bytes] = {}
+        if f.near_duplicate.enabled:
+            texts = [(i, text) for i, (_r, text, _k) in enumerate(pending) if text]
+            sigs = minhash_signatures([t for _i, t in texts], f.near_duplicate.num_perm)  # one call per batch
+            signatures = {i: sig.tobytes() for (i, _t), sig in zip(texts, sigs, strict=True)}
+        min_words = f.echo.min_words
+        return [Fact(record.id, record.kind, sample_of(record), key, signatures.get(i),
+                     repeat_entries(self.chain, record, min_words) if f.echo.enabled else [],
+                     self.chain.depends_on(record) if self.dependents else None)
+                for i, (record, _text, key) in enumerate(pending)]
 
 
-def _representative(element: tuple[str, Iterable[Any]]) -> tuple[str, list[Any]]:
-    """(rep id, [records of the group, smallest id first])."""
-    _key, records = element
-    group = sorted(records, key=lambda r: r.id)
-    return group[0].id, group
+def _keyed_facts(batches: list[list[Fact]]) -> Iterator[tuple[str, Fact]]:
+    for fact in fact_items(batches):
+        if fact.key is not None:
+            yield fact.key, fact
+
+
+def _exact_groups(by_key: dict[str, list[Fact]]) -> Iterator[list[list[Fact]]]:
+    """One bucket's exact groups, each smallest id first (its representative)."""
+    groups = [sorted(facts, key=lambda f: f.id) for facts in by_key.values()]
+    if groups:
+        yield groups
+
+
+def _textless(batch: list[Fact]) -> list[Any]:
+    return [f for f in batch if f.key is None]
 
 
 def _signature(text: str, num_perm: int) -> bytes:
@@ -86,8 +140,13 @@ def _signature(text: str, num_perm: int) -> bytes:
     return minhash_values(text, num_perm).tobytes()
 
 
-def _band_entries(batch: list[tuple[str, bytes]], bands: int, rows: int) -> Iterator[tuple[int, str]]:
+def _rep_signatures(groups: list[list[Fact]]) -> list[tuple[str, bytes]]:
+    return [(group[0].id, group[0].signature) for group in groups]  # type: ignore[misc]
+
+
+def _band_entries(batches: list[list[tuple[str, bytes]]], bands: int, rows: int) -> Iterator[tuple[int, str]]:
     """(band key, text key) for each band of each signature: the loop's `band_hashes`, a batch at a time."""
+    batch = [kv for b in batches for kv in b]
     if not batch:
         return
     sigs = np.frombuffer(b"".join(sig for _key, sig in batch), dtype=SIG_DTYPE).reshape(len(batch), -1)
@@ -109,28 +168,35 @@ def _pairs(_band: int, keys: list[str]) -> Iterator[tuple[str, str]]:
                 yield a, b
 
 
-def _halves(pair: tuple[str, str]) -> Iterator[tuple[str, tuple[str, str]]]:
-    yield pair[0], pair
-    yield pair[1], pair
+def _signature_entries(batches: list[list[tuple[str, bytes]]]) -> Iterator[tuple[str, bytes]]:
+    for batch in batches:
+        yield from batch
 
 
-def _signed_halves(element: tuple[str, dict[str, list[Any]]]
-                   ) -> Iterator[tuple[tuple[str, str], tuple[str, bytes]]]:
+def _pair_halves(pairs: list[tuple[str, str]]) -> Iterator[tuple[str, tuple[str, str]]]:
+    for pair in pairs:
+        yield pair[0], pair
+        yield pair[1], pair
+
+
+def _signed_halves(by_key: dict[str, dict[str, list[Any]]]) -> Iterator[tuple[tuple[str, str], tuple[str, bytes]]]:
     """Each pair a text is part of, with the text's signature (both halves meet again by pair)."""
-    key, joined = element
-    if not joined["sig"]:
-        return
-    for pair in joined["pair"]:
-        yield tuple(pair), (key, joined["sig"][0])  # type: ignore[misc]
+    for key, joined in by_key.items():
+        if joined["sig"]:
+            for pair in joined["pair"]:
+                yield tuple(pair), (key, joined["sig"][0])  # type: ignore[misc]
 
 
-def _verify(element: tuple[tuple[str, str], Iterable[tuple[str, bytes]]], threshold: float
-            ) -> Iterator[tuple[str, str, float]]:
+def _verify(element: tuple[tuple[str, str], Iterable[tuple[str, bytes]]], threshold: float, bands: int,
+            rows: int) -> Iterator[tuple[str, str, float]]:
     (a, b), halves = element
     sigs = dict(halves)
     if a not in sigs or b not in sigs:
         return
-    score = jaccard(np.frombuffer(sigs[a], dtype=SIG_DTYPE), np.frombuffer(sigs[b], dtype=SIG_DTYPE))
+    sig_a, sig_b = np.frombuffer(sigs[a], dtype=SIG_DTYPE), np.frombuffer(sigs[b], dtype=SIG_DTYPE)
+    if not shares_band(sig_a, sig_b, bands, rows):  # band keys collided: not an LSH candidate (as the loop)
+        return
+    score = jaccard(sig_a, sig_b)
     if score >= threshold:
         yield a, b, score
 
@@ -160,27 +226,40 @@ def _best(visible: list[tuple[str, float]], node: str) -> tuple[str, float] | No
     return best_match((k, s) for k, s in visible if k.startswith(PUBLISHED) or k < node)
 
 
-def _decide(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
-    """One exact group with the near-duplicate decision of its representative (none: no pair, kept)."""
-    _rep, joined = element
-    for group in joined["group"]:
+def _group_entries(batches: list[list[list[Fact]]]) -> Iterator[tuple[str, list[Fact]]]:
+    for groups in batches:
+        for group in groups:
+            yield group[0].id, group
+
+
+def _items(batch: list[Any]) -> list[Any]:
+    return batch  # the input's elements are (key, value) already
+
+
+def _decide(by_key: dict[str, dict[str, list[Any]]]) -> Iterator[Any]:
+    """A bucket's exact groups with the near-duplicate decisions of their representatives (none: no pair,
+    kept): the drops, and the facts of the kept representatives as one batch."""
+    kept: list[Fact] = []
+    for joined in by_key.values():
         decision = joined["decision"][0] if joined["decision"] else None
-        rep = group[0]
-        if decision is None or decision["kept"]:
-            yield rep
-            for other in group[1:]:
-                yield beam.pvalue.TaggedOutput(FILTERED, _filtered(other, "exact_duplicate", EXACT_REASON,
-                                                                   matched=rep.id))
-            continue
-        for record in group:
-            key, score = _best(decision["visible"], record.id)  # type: ignore[misc]
-            name, reason, other = near_duplicate_reason(key, score)
-            yield beam.pvalue.TaggedOutput(FILTERED, _filtered(record, name, reason, matched=other, score=score))
+        for group in joined["group"]:
+            rep = group[0]
+            if decision is None or decision["kept"]:
+                kept.append(rep)
+                for other in group[1:]:
+                    yield dropped(other, "exact_duplicate", EXACT_REASON, matched=rep.id)
+                continue
+            for fact in group:
+                key, score = _best(decision["visible"], fact.id)  # type: ignore[misc]
+                name, reason, other = near_duplicate_reason(key, score)
+                yield dropped(fact, name, reason, matched=other, score=score)
+    if kept:
+        yield kept
 
 
 class FilterRecords(beam.PTransform):
-    """PCollection[(record, language)] → tagged outputs `kept` (records) and `filtered` (FilteredSample).
-    `published`: PCollection[(id, text)] of the latest published version (or None)."""
+    """PCollection[(record, language)] → (kept records, FilteredSample). `published`: PCollection[(id, text)]
+    of the latest published version (or None)."""
 
     def __init__(self, chain: Chain, published: Any = None) -> None:
         super().__init__()
@@ -189,145 +268,76 @@ class FilterRecords(beam.PTransform):
     def expand(self, records: Any) -> Any:
         chain = self.chain
         f = chain.recipe.filters
-        checked = records | "PerRecord" >> beam.ParDo(_PerRecord(chain)).with_outputs(KEPT, FILTERED, main="dup")
-        groups = (checked.dup
-                  | "ExactGroups" >> beam.GroupByKey()
-                  | "Representative" >> beam.Map(_representative))
-        nd = f.near_duplicate
-        filtered_parts = [checked[FILTERED]]
-        if nd.enabled:
-            (bands, rows), num_perm, threshold = lsh_params(nd.threshold, nd.num_perm), nd.num_perm, nd.threshold
-            signed = tuple[str, bytes]  # declared: the flatten with the published ones needs one coder
-            sigs = groups | "Signature" >> beam.Map(
-                lambda g: (g[0], _signature(chain.text_of(g[1][0]), num_perm))).with_output_types(signed)
-            if self.published is not None and nd.against_published:
-                published = (self.published
-                             | "PublishedSignature" >> beam.Map(
-                                 lambda it: (PUBLISHED + it[0], _signature(it[1], num_perm)))
-                             | "OnePerPublishedId" >> beam.combiners.Top.LargestPerKey(1)
-                             | "Unwrap" >> beam.Map(lambda kv: (kv[0], kv[1][0])).with_output_types(signed))
-                sigs = (sigs, published) | "AllSignatures" >> beam.Flatten()
-            pairs = (sigs
-                     | "CandidatePairs" >> GroupInBuckets(lambda batch: _band_entries(batch, bands, rows),
-                                                          _band_bucket, _pairs)
-                     | "UniquePairs" >> beam.Distinct())
-            halves = pairs | "PairHalves" >> beam.FlatMap(_halves).with_output_types(tuple[str, tuple[str, str]])
-            edges = ({"sig": sigs, "pair": halves}
-                     | "JoinSignatures" >> JoinOnKey()
-                     | "SignedHalves" >> beam.FlatMap(_signed_halves).with_output_types(
-                         tuple[tuple[str, str], tuple[str, bytes]])
-                     | "ByPair" >> beam.GroupByKey()
-                     | "Verify" >> beam.FlatMap(_verify, threshold))
-            decisions = (edges  # the duplicate pairs only, never the records; no default (a side input)
-                         | "Pairs" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
-                         | "Resolve" >> beam.FlatMap(_resolve))
-        else:
-            decisions = groups | "NoPairs" >> beam.FlatMap(lambda _g: iter(()))
+        dependents = has_dependents(chain)
+        checked = records | "Check" >> beam.ParDo(_Check(chain, dependents)).with_outputs(
+            FILTERED, _FACTS, main="records")
+        facts = checked[_FACTS]
+        groups = facts | "ExactGroups" >> GroupInBuckets(_keyed_facts, str_bucket, _exact_groups, per_bucket=True)
+        decisions = self._near_duplicates(groups)
         decided = ({"group": groups, "decision": decisions}
-                   | "JoinDecision" >> JoinOnKey()
-                   | "Decide" >> beam.FlatMap(_decide).with_outputs(FILTERED, main=KEPT))
-        filtered_parts.append(decided[FILTERED])
-        kept = (checked[KEPT], decided[KEPT]) | "Kept" >> beam.Flatten()
+                   | "Decide" >> JoinInBuckets({"group": _group_entries, "decision": _items}, str_bucket, _decide,
+                                               outputs=(FILTERED,), main=KEPT))
+        drops = [decided[FILTERED]]
+        survivors = (decided[KEPT], facts | "Textless" >> beam.Map(_textless)) | "Survivors" >> beam.Flatten()
+        echo_drops = None
         if f.echo.enabled:
-            kept, repeated = kept | "Repeats" >> _DropRepeated(chain)
-            filtered_parts.append(repeated)
-        filtered = tuple(filtered_parts) | "Filtered" >> beam.Flatten()
-        if type(chain).depends_on is not _base_depends_on():
-            kept, dependents = kept | "DropDependents" >> _DropDependents(chain, filtered)
-            filtered = (filtered, dependents) | "WithDependents" >> beam.Flatten()
+            echo_drops = survivors | "Repeats" >> DropRepeated()
+            drops.append(echo_drops)
+        if dependents:
+            so_far = tuple(drops) | "DropsSoFar" >> beam.Flatten()
+            dropped = ((checked[FILTERED], so_far | "SamplesSoFar" >> beam.Map(lambda d: d[0]))
+                       | "AllDropped" >> beam.Flatten())
+            drops.append(survivors | "Dependents" >> DropDependents(dropped, echo_drops))
+        all_drops = tuple(drops) | "Drops" >> beam.Flatten()
+        kept = ({"record": checked.records, "drop": all_drops}
+                | "KeepRecords" >> JoinInBuckets({"record": _items, "drop": _drop_entries}, _record_bucket,
+                                                 _undropped))
+        filtered = ((checked[FILTERED], all_drops | "DropSamples" >> beam.Map(lambda d: d[0]))
+                    | "Filtered" >> beam.Flatten())
         return kept, filtered
 
-
-def _holders(key: Any, holders: list[tuple[str, str]]) -> Iterator[tuple[str, tuple[Any, tuple[str, str]]]]:
-    """One (field kind, text hash) group: the smallest id holds the text; every record of another sample in
-    the group is told (record id → (key, holder)). Records told nothing keep all their texts."""
-    members = sorted(set(holders))
-    first = members[0]
-    for record_id, sample in members[1:]:
-        if sample != first[1]:
-            yield record_id, (key, first)
-
-
-class _DropRepeated(beam.PTransform):
-    """The echo filter's cross-sample check (`echo.drop_repeated`): a GroupByKey on each field's text hash finds
-    the smallest id that wrote it, and a join by record id tells the others; no step holds the run."""
-
-    def __init__(self, chain: Chain) -> None:
-        super().__init__()
-        self.chain = chain
-
-    def expand(self, kept: Any) -> Any:
-        chain = self.chain
-        min_words = chain.recipe.filters.echo.min_words
-
-        def keys(records: list[Any]) -> Iterator[tuple[Any, tuple[str, str]]]:
-            for record in records:
-                for key in dict.fromkeys(repeat_keys(chain, record, min_words)):
-                    yield key, (record.id, sample_of(record))
-
-        def decide(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
-            _id, joined = element
-            if not joined["first"]:  # told nothing (most records): every text is its own
-                yield from joined["record"]
-                return
-            first = {tuple(key): tuple(holder) for key, holder in joined["first"]}
-            for record in joined["record"]:
-                hit = repeat_hit(chain, record, min_words, first)  # type: ignore[arg-type]
-                if hit is None:
-                    yield record
-                else:
-                    yield beam.pvalue.TaggedOutput(FILTERED, _filtered(record, "echo", hit[0], matched=hit[1]))
-
-        told = kept | "FirstHolders" >> GroupInBuckets(keys, _text_bucket, _holders)
-        decided = ({"record": kept | "ById" >> beam.Map(lambda r: (r.id, r)), "first": told}
-                   | "JoinHolders" >> JoinOnKey()
-                   | "DecideRepeats" >> beam.FlatMap(decide).with_outputs(FILTERED, main=KEPT))
-        return decided[KEPT], decided[FILTERED]
+    def _near_duplicates(self, groups: Any) -> Any:
+        """(representative id, decision) of each representative with a verified pair; nothing when near
+        duplicates are not filtered."""
+        nd = self.chain.recipe.filters.near_duplicate
+        if not nd.enabled:
+            return groups | "NoPairs" >> beam.FlatMap(lambda _g: iter(()))
+        (bands, rows), num_perm, threshold = lsh_params(nd.threshold, nd.num_perm), nd.num_perm, nd.threshold
+        signed = list[tuple[str, bytes]]  # declared: the flatten with the published ones needs one coder
+        sigs = groups | "Signatures" >> beam.Map(_rep_signatures).with_output_types(signed)
+        if self.published is not None and nd.against_published:
+            published = (self.published
+                         | "PublishedSignature" >> beam.Map(
+                             lambda it: (PUBLISHED + it[0], _signature(it[1], num_perm)))
+                         | "OnePerPublishedId" >> beam.combiners.Top.LargestPerKey(1)
+                         | "Unwrap" >> beam.Map(lambda kv: [(kv[0], kv[1][0])]).with_output_types(signed))
+            sigs = (sigs, published) | "AllSignatures" >> beam.Flatten()
+        pairs = (sigs
+                 | "CandidatePairs" >> GroupInBuckets(lambda batch: _band_entries(batch, bands, rows), _band_bucket,
+                                                      _pairs)
+                 | "UniquePairs" >> beam.Distinct())
+        edges = ({"sig": sigs, "pair": pairs}
+                 | "JoinSignatures" >> JoinInBuckets({"sig": _signature_entries, "pair": _pair_halves}, str_bucket,
+                                                     _signed_halves)
+                 | "ByPair" >> beam.GroupByKey()
+                 | "Verify" >> beam.FlatMap(_verify, threshold, bands, rows))
+        return (edges  # the duplicate pairs only, never the records
+                | "Pairs" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
+                | "Resolve" >> beam.FlatMap(_resolve))
 
 
-def _text_bucket(key: tuple[str, str]) -> int:
-    return int(key[1][:8], 16)  # the text's sha256, the same in every process
+def _record_bucket(key: tuple[str, str | None]) -> int:
+    return str_bucket(key[0])
 
 
-def _base_depends_on() -> Any:
-    from valuecorpus.pipelines.chains.base import Chain
-
-    return Chain.depends_on
-
-
-def _dependent(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
-    parent, joined = element
-    why = joined["dropped"][0] if joined["dropped"] else None
-    for record in joined["child"]:
-        if why is None:
-            yield record
-        else:
-            yield beam.pvalue.TaggedOutput(FILTERED, _filtered(
-                record, "dependent", f"part of {why.kind} {parent}, filtered by {why.filter}: {why.reason}",
-                matched=parent))
+def _drop_entries(drops: list[tuple[FilteredSample, tuple[str, str | None]]]
+                  ) -> Iterator[tuple[tuple[str, str | None], bool]]:
+    for _sample, key in drops:
+        yield key, True
 
 
-class _DropDependents(beam.PTransform):
-    """A record that is part of a filtered one (a rubric of a filtered case) goes with it, with the reason: the
-    loop's `_drop_dependents`, by a join on the parent's id."""
-
-    def __init__(self, chain: Chain, filtered: Any) -> None:
-        super().__init__()
-        self.chain, self.filtered = chain, filtered
-
-    def expand(self, kept: Any) -> Any:
-        chain = self.chain
-
-        def split(record: Any) -> Iterator[Any]:
-            parent = chain.depends_on(record)
-            if parent is None:
-                yield beam.pvalue.TaggedOutput("free", record)
-            else:
-                yield parent, record
-
-        parts = kept | "ByParent" >> beam.FlatMap(split).with_outputs("free", main="child")
-        dropped = self.filtered | "KeyDropped" >> beam.Map(lambda f: (f.sample_id, f))
-        decided = ({"child": parts.child, "dropped": dropped}
-                   | "JoinParents" >> JoinOnKey()
-                   | "Dependents" >> beam.FlatMap(_dependent).with_outputs(FILTERED, main=KEPT))
-        return (parts.free, decided[KEPT]) | "KeptWithParents" >> beam.Flatten(), decided[FILTERED]
+def _undropped(by_key: dict[tuple[str, str | None], dict[str, list[Any]]]) -> Iterator[Any]:
+    """The records nothing dropped. Records of one id and text are alike: as many of them go as drops came."""
+    for joined in by_key.values():
+        records = joined["record"]
+        yield from records[len(joined["drop"]):] if joined["drop"] else records

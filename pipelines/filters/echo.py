@@ -103,29 +103,41 @@ def sample_of(record: Record) -> str:
     return record.provenance.plan_item or record.id
 
 
-def repeat_keys(chain: Chain, record: Record, min_words: int) -> list[RepeatKey]:
-    """The keys of a record's fields checked across samples: (field kind, text hash) of each long enough text.
-    "negative_consequence (to_do)" and "(not_to_do)" are one field kind."""
-    keys = []
+def repeat_entries(chain: Chain, record: Record, min_words: int) -> list[tuple[str, RepeatKey]]:
+    """(field name, key) of a record's fields checked across samples, in `echo_fields` order: the key is (field
+    kind, text hash) of each long enough text. "negative_consequence (to_do)" and "(not_to_do)" are one field
+    kind."""
+    entries = []
     for name, text, across in chain.echo_fields(record):
         if across and text and _tokens(norm := normalise(text)) >= min_words:
-            keys.append((name.split(" (")[0], normalised_hash(norm)))
-    return keys
+            entries.append((name, (name.split(" (")[0], normalised_hash(norm))))
+    return entries
+
+
+def repeat_keys(chain: Chain, record: Record, min_words: int) -> list[RepeatKey]:
+    """The keys of `repeat_entries`."""
+    return [key for _name, key in repeat_entries(chain, record, min_words)]
+
+
+def repeat_reason(name: str) -> str:
+    return f"{name} repeats the text of another sample"
+
+
+def first_repeat(entries: list[tuple[str, RepeatKey]], sample: str, first: dict[RepeatKey, Holder]
+                 ) -> tuple[str, str] | None:
+    """(reason, matched record id) for the first entry whose text the run's first holder of it (the smallest
+    id, `first`) wrote in another sample; None when it has none. Records of one sample may share a field."""
+    for name, key in entries:
+        holder = first.get(key)
+        if holder is not None and holder[1] != sample:
+            return repeat_reason(name), holder[0]
+    return None
 
 
 def repeat_hit(chain: Chain, record: Record, min_words: int, first: dict[RepeatKey, Holder]
                ) -> tuple[str, str] | None:
-    """(reason, matched record id) for the first field (in `echo_fields` order) whose text the run's first
-    holder of it (the smallest id, `first`) wrote in another sample; None when it has none. Records of one
-    sample may share a field."""
-    sample = sample_of(record)
-    for name, text, across in chain.echo_fields(record):
-        if not (across and text and _tokens(norm := normalise(text)) >= min_words):
-            continue
-        holder = first.get((name.split(" (")[0], normalised_hash(norm)))
-        if holder is not None and holder[1] != sample:
-            return f"{name} repeats the text of another sample", holder[0]
-    return None
+    """`first_repeat` of a record's fields (in `echo_fields` order)."""
+    return first_repeat(repeat_entries(chain, record, min_words), sample_of(record), first)
 
 
 def drop_repeated(chain: Chain, records: list[Record], min_words: int

@@ -115,6 +115,32 @@ def test_beam_echo_filter_off_gives_the_loop_result() -> None:
     _assert_beam_gives(chain, records, published, expected)
 
 
+class _PartsChain(chain_class("dilemmas")):  # type: ignore[misc]
+    """Dilemmas of which some are part of another (as an agent case's rubric is of its case)."""
+
+    def depends_on(self, record: Dilemma) -> str | None:
+        situation = record.basic_situation
+        return situation.removeprefix("part of ") if situation.startswith("part of ") else None
+
+
+def test_beam_drops_the_parts_of_filtered_records_as_the_loop() -> None:
+    chain = _PartsChain(load_recipe("dilemmas", RECIPE))
+    records, published = _records(240, seed=11)
+    records = _echoing(records, seed=11)
+    # every fourth record is part of an earlier one (which the filters may drop), and one record comes twice
+    parted = [r.model_copy(update={"basic_situation": f"part of {records[i // 2].id}"}) if i % 4 == 3 else r
+              for i, r in enumerate(records)]
+    parted.append(parted[10])
+    expected = apply_filters(chain, parted, published)
+    filtered = {f.sample_id: f for f in expected.filtered}
+    assert any(f.filter == "dependent" for f in expected.filtered)
+    parent_of = {r.id: chain.depends_on(r) for r in parted}
+    # a part the echo filter dropped whose parent was filtered too: dropped once, for the echo
+    assert any(f.filter == "echo" and parent_of[f.sample_id] in filtered for f in expected.filtered)
+    assert len(expected.kept) + len(expected.filtered) == len(parted)
+    _assert_beam_gives(chain, parted, published, expected)
+
+
 def test_beam_filters_on_the_dask_cluster_give_the_loop_result(dask_cluster, tmp_path) -> None:
     """The same composite on Beam's Dask runner against two worker processes: every tagged output reaches only
     its own consumers (kept, filtered, the echo checks' splits), row for row as the loop."""
