@@ -8,8 +8,11 @@ graph the scheduler spent minutes on. Here both keep at most `--dask_npartitions
 cluster's worker threads, at least `MIN_PARTITIONS`). More partitions than threads only cost transfers: the
 duplicate filter on 20,000 records with two single-thread workers took 22.6 s at 8 partitions and 18.1 s at 2,
 and the generation pipeline 53.9 s and 40.5 s. Beam's runner makes `Reshuffle` a no-op; a repartition there
-balanced the compute but its transfers cost more than it saved (23.0 s, 63.2 s), and so did spreading a
-`Create` over the threads (the filter 30.4 s against 22.5 s): both are left as Beam has them.
+balanced the compute but its transfers cost more than it saved (23.0 s, 63.2 s), so it is left as Beam has it.
+A `Create` is spread over the threads too (Beam puts up to 128 items in one partition): Dask runs a task where
+its inputs are, so everything downstream of one partition stayed on one worker. With the filter's records
+shuffled through a dozen steps that cost more than it gained (30.4 s against 22.5 s at 20,000); since they go
+through one shuffle it gains (at 100,000 with two workers: 40.5 and 49.4 s, against 49.4 and 73.8 s).
 
 Its ParDo drops the tags of a multi-output ParDo's outputs (a bundle's result is each output's bare value)
 and its visitor hands every consumer the producer's whole bag: a pipeline that splits records from dead
@@ -137,9 +140,13 @@ class DaskRunner(dask_runner.DaskRunner):
         from apache_beam.pipeline import PipelineVisitor
         from apache_beam.runners.dask.transform_evaluator import NoOp
 
-        bag_kwargs = bag_kwargs or {}
+        bag_kwargs = dict(bag_kwargs or {})
         if not _LIMIT["partitions"]:
             _LIMIT["partitions"] = _cluster_threads()
+        if not bag_kwargs.get("npartitions") and not bag_kwargs.get("partition_size"):
+            # a Create spread over the threads: Dask runs a task where its inputs are, so everything downstream
+            # of a one-partition Create stayed on one worker (Beam's default is 128 items per partition)
+            bag_kwargs["npartitions"] = _LIMIT["partitions"]
 
         @dataclasses.dataclass
         class TaggedBagVisitor(PipelineVisitor):
