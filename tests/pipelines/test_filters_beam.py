@@ -10,6 +10,7 @@ import json
 import random
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from valuecorpus.pipelines.beam_pipeline import pipeline_options
@@ -112,6 +113,19 @@ def test_beam_echo_filter_off_gives_the_loop_result() -> None:
     records = _echoing(records, seed=7)
     expected = apply_filters(chain, records, published)
     assert all(f.filter != "echo" for f in expected.filtered)
+    _assert_beam_gives(chain, records, published, expected)
+
+
+@pytest.mark.parametrize("duplicates", [{"exact_duplicate": False}, {"near_duplicate": {"enabled": False}},
+                                        {"exact_duplicate": False, "near_duplicate": {"enabled": False}}],
+                         ids=["near-only", "exact-only", "neither"])
+def test_beam_filters_with_duplicate_filters_off_give_the_loop_result(duplicates: dict) -> None:
+    recipe = load_recipe("dilemmas", {**RECIPE, "filters": {**RECIPE["filters"], **duplicates}})
+    chain = chain_class(recipe.kind)(recipe)
+    records, published = _records(150, seed=9)
+    records = _echoing(records, seed=9)
+    expected = apply_filters(chain, records, published)
+    assert "echo" in {f.filter for f in expected.filtered}
     _assert_beam_gives(chain, records, published, expected)
 
 
