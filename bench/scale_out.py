@@ -240,9 +240,8 @@ def _filter_beam(chain: Any, n: int, beam_args: list[str], only_make: bool = Fal
         out = str(Path(folder) / "kept")
         started = time.perf_counter()
         pipeline = beam.Pipeline(options=pipeline_options(beam_args))
-        # the chunks spread over the workers by a grouping, as a chain's records reach the filter from its last
-        # join (Beam's Dask runner puts a Create in one partition and makes Reshuffle a no-op)
-        # (keyed by the chunk's number: Dask's grouping partitions an int by its value, and every start is even)
+        # the chunks through a grouping, as a chain's records reach the filter from its last join (keyed by the
+        # chunk's number: Dask's grouping partitions an int by its value, and every start is even)
         records = (pipeline | beam.Create(list(range(0, n, CHUNK)))
                    | "ByChunk" >> beam.Map(lambda start: (start // CHUNK, None)) | beam.GroupByKey()
                    | beam.FlatMap(lambda kv: _synthetic_chunk(kv[0] * CHUNK, n)))

@@ -25,10 +25,17 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindows
 
+from valuecorpus.pipelines.beam_join import by_tag
+
 BUCKETS = 256  # enough to spread over many workers; a bucket holds 1/256 of the entries
 FLUSH = 20_000  # input items gathered before a bundle's entries are emitted (bounds a worker's memory)
 
 Entries = Callable[[list[Any]], Iterable[tuple[Any, Any]]]
+
+
+def flattened(batches: list[list[Any]]) -> list[Any]:
+    """The items of an input whose elements are batches (what `entries` gets is a list of them)."""
+    return [item for batch in batches for item in batch]
 
 
 class _Gather(beam.DoFn):
@@ -110,19 +117,9 @@ class _Tagged:
             yield key, (self.tag, value)
 
 
-def _joined(by_key: dict[Any, list[tuple[str, Any]]], tags: list[str]) -> dict[Any, dict[str, list[Any]]]:
-    out: dict[Any, dict[str, list[Any]]] = {}
-    for key, tagged in by_key.items():
-        grouped: dict[str, list[Any]] = {tag: [] for tag in tags}
-        for tag, value in tagged:
-            grouped[tag].append(value)
-        out[key] = grouped
-    return out
-
-
 def _join_bucket(element: tuple[int, Iterable[bytes]], tags: list[str],
                  join: Callable[[dict[Any, dict[str, list[Any]]]], Iterable[Any]]) -> Iterator[Any]:
-    yield from join(_joined(_by_key(element[1]), tags))
+    yield from join({key: by_tag(tagged, tags) for key, tagged in _by_key(element[1]).items()})
 
 
 class JoinInBuckets(beam.PTransform):

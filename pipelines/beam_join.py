@@ -20,12 +20,17 @@ def _tag(kv: tuple[str, Any], tag: str) -> tuple[str, tuple[str, Any]]:
     return kv[0], (tag, kv[1])
 
 
-def _collect(element: tuple[str, Iterable[tuple[str, Any]]], tags: list[str]) -> tuple[str, dict[str, list[Any]]]:
-    key, tagged = element
+def by_tag(tagged: Iterable[tuple[str, Any]], tags: list[str]) -> dict[str, list[Any]]:
+    """A key's (tag, value) pairs as {tag: [values]}, every tag present."""
     grouped: dict[str, list[Any]] = {tag: [] for tag in tags}
     for tag, value in tagged:
         grouped[tag].append(value)
-    return key, grouped
+    return grouped
+
+
+def _collect(element: tuple[str, Iterable[tuple[str, Any]]], tags: list[str]) -> tuple[str, dict[str, list[Any]]]:
+    key, tagged = element
+    return key, by_tag(tagged, tags)
 
 
 class JoinOnKey(beam.PTransform):

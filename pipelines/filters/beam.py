@@ -34,13 +34,13 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.transforms.window import GlobalWindows
 
-from valuecorpus.pipelines.beam_buckets import GroupInBuckets, JoinInBuckets
+from valuecorpus.pipelines.beam_buckets import GroupInBuckets, JoinInBuckets, flattened
 from valuecorpus.pipelines.filters.beam_facts import (
     FILTERED,
     KEPT,
     Fact,
+    RecordKey,
     dropped,
-    fact_items,
     filtered_sample,
     str_bucket,
 )
@@ -119,7 +119,7 @@ class _Check(beam.DoFn):
 
 
 def _keyed_facts(batches: list[list[Fact]]) -> Iterator[tuple[str, Fact]]:
-    for fact in fact_items(batches):
+    for fact in flattened(batches):
         if fact.key is not None:
             yield fact.key, fact
 
@@ -146,7 +146,7 @@ def _rep_signatures(groups: list[list[Fact]]) -> list[tuple[str, bytes]]:
 
 def _band_entries(batches: list[list[tuple[str, bytes]]], bands: int, rows: int) -> Iterator[tuple[int, str]]:
     """(band key, text key) for each band of each signature: the loop's `band_hashes`, a batch at a time."""
-    batch = [kv for b in batches for kv in b]
+    batch = flattened(batches)
     if not batch:
         return
     sigs = np.frombuffer(b"".join(sig for _key, sig in batch), dtype=SIG_DTYPE).reshape(len(batch), -1)
@@ -166,11 +166,6 @@ def _pairs(_band: int, keys: list[str]) -> Iterator[tuple[str, str]]:
         for b in members[i + 1:]:
             if not (a.startswith(PUBLISHED) and b.startswith(PUBLISHED)):
                 yield a, b
-
-
-def _signature_entries(batches: list[list[tuple[str, bytes]]]) -> Iterator[tuple[str, bytes]]:
-    for batch in batches:
-        yield from batch
 
 
 def _pair_halves(pairs: list[tuple[str, str]]) -> Iterator[tuple[str, tuple[str, str]]]:
@@ -317,7 +312,7 @@ class FilterRecords(beam.PTransform):
                                                       _pairs)
                  | "UniquePairs" >> beam.Distinct())
         edges = ({"sig": sigs, "pair": pairs}
-                 | "JoinSignatures" >> JoinInBuckets({"sig": _signature_entries, "pair": _pair_halves}, str_bucket,
+                 | "JoinSignatures" >> JoinInBuckets({"sig": flattened, "pair": _pair_halves}, str_bucket,
                                                      _signed_halves)
                  | "ByPair" >> beam.GroupByKey()
                  | "Verify" >> beam.FlatMap(_verify, threshold, bands, rows))
@@ -326,18 +321,16 @@ class FilterRecords(beam.PTransform):
                 | "Resolve" >> beam.FlatMap(_resolve))
 
 
-def _record_bucket(key: tuple[str, str | None]) -> int:
+def _record_bucket(key: RecordKey) -> int:
     return str_bucket(key[0])
 
 
-def _drop_entries(drops: list[tuple[FilteredSample, tuple[str, str | None]]]
-                  ) -> Iterator[tuple[tuple[str, str | None], bool]]:
+def _drop_entries(drops: list[tuple[FilteredSample, RecordKey]]) -> Iterator[tuple[RecordKey, bool]]:
     for _sample, key in drops:
         yield key, True
 
 
-def _undropped(by_key: dict[tuple[str, str | None], dict[str, list[Any]]]) -> Iterator[Any]:
+def _undropped(by_key: dict[RecordKey, dict[str, list[Any]]]) -> Iterator[Any]:
     """The records nothing dropped. Records of one id and text are alike: as many of them go as drops came."""
     for joined in by_key.values():
-        records = joined["record"]
-        yield from records[len(joined["drop"]):] if joined["drop"] else records
+        yield from joined["record"][len(joined["drop"]):]

@@ -47,6 +47,3 @@ def dropped(fact: Fact, name: str, reason: str, matched: str | None = None, scor
 def str_bucket(key: str) -> int:
     return zlib.crc32(key.encode())  # the same in every process (Python's `hash` of a str is salted)
 
-
-def fact_items(batches: list[list[Fact]]) -> list[Fact]:
-    return [fact for batch in batches for fact in batch]

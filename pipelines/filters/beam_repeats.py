@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import apache_beam as beam
 
-from valuecorpus.pipelines.beam_buckets import GroupInBuckets, JoinInBuckets
-from valuecorpus.pipelines.filters.beam_facts import Fact, fact_items, filtered_sample, str_bucket
+from valuecorpus.pipelines.beam_buckets import GroupInBuckets, JoinInBuckets, flattened
+from valuecorpus.pipelines.filters.beam_facts import Fact, RecordKey, filtered_sample, str_bucket
 from valuecorpus.pipelines.filters.echo import RepeatKey, repeat_reason
 from valuecorpus.schemas.run_tables import FilteredSample
 
@@ -28,7 +28,7 @@ def has_dependents(chain: Chain) -> bool:
 
 
 def _holdings(batches: list[list[Fact]]) -> Iterator[tuple[RepeatKey, _Holding]]:
-    for fact in fact_items(batches):
+    for fact in flattened(batches):
         seen: set[RepeatKey] = set()
         for position, (name, key) in enumerate(fact.repeats):
             if key not in seen:  # a key's first field decides (`echo.first_repeat` stops there)
@@ -36,7 +36,7 @@ def _holdings(batches: list[list[Fact]]) -> Iterator[tuple[RepeatKey, _Holding]]
                 yield key, (fact.id, fact.sample, position, name, fact.kind, fact.key)
 
 
-def _told(_key: RepeatKey, holdings: list[_Holding]) -> Iterator[tuple[tuple[str, str | None], tuple[Any, ...]]]:
+def _told(_key: RepeatKey, holdings: list[_Holding]) -> Iterator[tuple[RecordKey, tuple[Any, ...]]]:
     """One (field kind, text hash): the smallest id holds the text (`echo.drop_repeated`'s `first`); every
     record of another sample that has it is told (by its (id, key)): the field's position and name, and the
     holder."""
@@ -47,7 +47,7 @@ def _told(_key: RepeatKey, holdings: list[_Holding]) -> Iterator[tuple[tuple[str
             yield (record_id, key), (position, name, kind, first[0])
 
 
-def _hit(element: tuple[tuple[str, str | None], Iterable[tuple[Any, ...]]]) -> Any:
+def _hit(element: tuple[RecordKey, Iterable[tuple[Any, ...]]]) -> Any:
     """The record's first field (in `echo_fields` order) that repeats another sample's text."""
     record_key, told = element
     _position, name, kind, holder = min(told)
@@ -70,7 +70,7 @@ def _text_bucket(key: RepeatKey) -> int:
 
 
 def _children(batches: list[list[Fact]]) -> Iterator[tuple[str, Fact]]:
-    for fact in fact_items(batches):
+    for fact in flattened(batches):
         if fact.parent is not None:
             yield fact.parent, fact
 
@@ -80,7 +80,7 @@ def _samples(samples: list[Any]) -> Iterator[tuple[str, Any]]:
         yield sample.sample_id, sample
 
 
-def _orphans(by_key: dict[str, dict[str, list[Any]]]) -> Iterator[tuple[tuple[str, str | None], Any]]:
+def _orphans(by_key: dict[str, dict[str, list[Any]]]) -> Iterator[tuple[RecordKey, Any]]:
     """Each child of a filtered parent, with its drop (by its record key)."""
     for parent, joined in by_key.items():
         if not joined["dropped"]:
