@@ -1,8 +1,10 @@
 """The plain-loop executor of a chain: the reference semantics the Beam pipeline must match.
 
-For each step, the requests of all live samples go to the engine in ONE `generate` call (so the engine can
-batch, cache and bound concurrency across samples). `prepare` and `apply` are the two halves of a step around
-the engine call; the Beam pipeline calls the same two functions, so both executors behave alike.
+For each step, the requests of many live samples go to the engine in one call (so the engine can batch, cache
+and bound concurrency across samples): all of them in one `generate` call, or, with an engine that runs
+concurrent batches, a group's at a time, each group moving through the steps on its own (`execute`). `prepare`
+and `apply` are the two halves of a step around the engine call; the Beam pipeline calls the same two
+functions, so both executors behave alike.
 
 Accounting: every request ends as a result or a dead letter (the engine guarantees one outcome per request).
 A sample whose request dead-lettered, or whose output failed a check in `absorb`/`finish`, stops; the check
@@ -11,6 +13,7 @@ failure becomes one dead letter of stage "check". No sample disappears silently.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -160,25 +163,100 @@ def run_chain(chain: Chain, states: list[SampleState], engine: EngineLike,
 
 def execute(chain: Chain, states: list[SampleState], engine: EngineLike,
             on_step: Any = None) -> tuple[list[Record], list[DeadLetter], list[SampleState]]:
-    """`run_chain`, also returning the final states (their tokens and cost feed the run manifest)."""
-    dead: list[DeadLetter] = []
-    for step in chain.steps():
-        prepared = [prepare(step, s) for s in states]
-        batch = [r for _, reqs in prepared for r in reqs]
-        ids = [r.request_id for r in batch]
-        if len(set(ids)) != len(ids):
-            raise RuntimeError(f"chain '{chain.kind}' step '{step.name}' produced duplicate request ids")
-        outcomes = {o.request_id: o for o in engine.generate(batch)} if batch else {}
-        states = []
-        for state, reqs in prepared:
-            state, failures = apply(step, state, [r.request_id for r in reqs], outcomes)
-            dead.extend(failures)
-            states.append(state)
-        if on_step is not None:
-            on_step(step.name, states)
+    """`run_chain`, also returning the final states (their tokens and cost feed the run manifest).
+
+    With an engine that runs concurrent batches (`Engine.drive`), the samples go in groups, each group through
+    all the steps on its own: a group's next step starts while others still wait for this one, so the window
+    stays full across step boundaries and the CPU of `prepare`/`apply` overlaps the network. The result is the
+    step-by-step one: states and records in plan order, dead letters in step order, then plan order."""
+    drive = getattr(engine, "drive", None)
+    group = _group_size(engine)
+    if on_step is not None or drive is None or len(states) <= group:
+        states, dead = _in_steps(chain, states, engine, on_step)
+    else:
+        states, dead = drive(_in_groups(chain, states, engine, group))
     records: list[Record] = []
     for state in states:
         recs, failures = finish(chain, state)
         records.extend(recs)
         dead.extend(failures)
     return records, dead, states
+
+
+# groups in flight at once: with a group a quarter of the window, about four windows of samples, enough that
+# groups drift apart by a step or more while the states held stay bounded
+_GROUPS_AT_ONCE = 16
+
+
+def _group_size(engine: Any) -> int:
+    # a quarter of the window: a few groups fill it, and each group's batch is still large enough that the
+    # engine's per-batch work (cache lookups, a flush) stays small beside its requests
+    window = getattr(getattr(engine, "config", None), "max_in_flight", 0) or 0
+    return max(16, int(window) // 4)
+
+
+def _step_batch(chain: Chain, step: Step, prepared: list[tuple[SampleState, list[GenerationRequest]]],
+                seen: set[str]) -> list[GenerationRequest]:
+    batch = [r for _, reqs in prepared for r in reqs]
+    before = len(seen)
+    seen.update(r.request_id for r in batch)
+    if len(seen) - before != len(batch):
+        raise RuntimeError(f"chain '{chain.kind}' step '{step.name}' produced duplicate request ids")
+    return batch
+
+
+def _fold(step: Step, prepared: list[tuple[SampleState, list[GenerationRequest]]],
+          outcomes: dict[str, Outcome]) -> tuple[list[SampleState], list[list[DeadLetter]]]:
+    states, dead = [], []
+    for state, reqs in prepared:
+        state, failures = apply(step, state, [r.request_id for r in reqs], outcomes)
+        states.append(state)
+        dead.append(failures)
+    return states, dead
+
+
+def _in_steps(chain: Chain, states: list[SampleState], engine: EngineLike,
+              on_step: Any) -> tuple[list[SampleState], list[DeadLetter]]:
+    """Every step over all states: one engine call per step."""
+    dead: list[DeadLetter] = []
+    for step in chain.steps():
+        prepared = [prepare(step, s) for s in states]
+        batch = _step_batch(chain, step, prepared, set())
+        outcomes = {o.request_id: o for o in engine.generate(batch)} if batch else {}
+        states, failures = _fold(step, prepared, outcomes)
+        dead.extend(d for per_sample in failures for d in per_sample)
+        if on_step is not None:
+            on_step(step.name, states)
+    return states, dead
+
+
+async def _in_groups(chain: Chain, states: list[SampleState], engine: Any,
+                     group: int) -> tuple[list[SampleState], list[DeadLetter]]:
+    """Groups of `group` samples, each through every step; a bounded number of groups at a time, so that the
+    states in flight do not grow with the run."""
+    steps = chain.steps()
+    seen: list[set[str]] = [set() for _ in steps]
+    out = list(states)
+    dead: list[list[list[DeadLetter]]] = [[[] for _ in states] for _ in steps]  # [step][sample]
+    gate = asyncio.Semaphore(_GROUPS_AT_ONCE)
+
+    async def run(lo: int) -> None:
+        async with gate:
+            part = out[lo : lo + group]
+            for k, step in enumerate(steps):
+                prepared = [prepare(step, s) for s in part]
+                batch = _step_batch(chain, step, prepared, seen[k])
+                outcomes = {o.request_id: o for o in await engine.agenerate(batch)} if batch else {}
+                part, failures = _fold(step, prepared, outcomes)
+                dead[k][lo : lo + len(failures)] = failures
+            out[lo : lo + len(part)] = part
+
+    tasks = [asyncio.ensure_future(run(lo)) for lo in range(0, len(states), group)]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:  # one group's fatal error (a wrong key, a dead endpoint) stops the others
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return out, [d for per_step in dead for per_sample in per_step for d in per_sample]

@@ -62,7 +62,10 @@ class Budget:
             from valuecorpus.pipelines.engine.ledger import open_ledger
 
             self.ledger = open_ledger(config.cache_dir, config.budget_scope, self.max_cost, self.max_tokens)
-            self.lease_cost, self.lease_tokens = 0.0, 0.0
+            # a capped dimension is leased a slice at a time; an uncapped one needs no lease (leasing it made
+            # one ledger transaction per request)
+            self.lease_cost = 0.0 if self.max_cost is not None else math.inf
+            self.lease_tokens = 0.0 if self.max_tokens is not None else math.inf
         else:
             self.lease_cost = math.inf if self.max_cost is None else self.max_cost
             self.lease_tokens = math.inf if self.max_tokens is None else float(self.max_tokens)
@@ -95,9 +98,9 @@ class Budget:
         tokens = prompt_tokens + max_tokens
         cost = self.cost(model, prompt_tokens, max_tokens)
         if not self._fits(cost, tokens) and self.ledger is not None:
-            chunk_cost = 0.0 if self.max_cost is None else self.max_cost / 16
-            chunk_tokens = 0 if self.max_tokens is None else self.max_tokens // 16
-            got_cost, got_tokens = self.ledger.lease(max(cost, chunk_cost), max(tokens, chunk_tokens))
+            want_cost = 0.0 if self.max_cost is None else max(cost, self.max_cost / 16)
+            want_tokens = 0 if self.max_tokens is None else max(tokens, self.max_tokens // 16)
+            got_cost, got_tokens = self.ledger.lease(want_cost, want_tokens)
             self.lease_cost += got_cost
             self.lease_tokens += got_tokens
         if not self._fits(cost, tokens):
@@ -125,8 +128,13 @@ class Budget:
             return
         spent_cost = self.stats.cost_usd - self._reported_cost
         spent_tokens = self.stats.tokens - self._reported_tokens
-        unused_cost = max(0.0, self.lease_cost - self.stats.cost_usd - self.reserved_cost)
-        unused_tokens = int(max(0, self.lease_tokens - self.stats.tokens - self.reserved_tokens))
+        # what the ledger cannot take back (claimed slices on a store) stays leased for this engine's next batch;
+        # forgetting it would use up the cap with nothing spent
+        gives_back = self.ledger.takes_back
+        unused_cost = (max(0.0, self.lease_cost - self.stats.cost_usd - self.reserved_cost)
+                       if gives_back and math.isfinite(self.lease_cost) else 0.0)
+        unused_tokens = (int(max(0, self.lease_tokens - self.stats.tokens - self.reserved_tokens))
+                         if gives_back and math.isfinite(self.lease_tokens) else 0)
         self.ledger.settle(unused_cost, unused_tokens, spent_cost, spent_tokens)
         self.lease_cost -= unused_cost
         self.lease_tokens -= unused_tokens

@@ -12,9 +12,9 @@ import dataclasses
 import itertools
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from valuecorpus.pipelines.engine.accounting import Budget, EngineStats
 from valuecorpus.pipelines.engine.attempts import OVERLOAD, AttemptError, backoff_delay
@@ -37,6 +37,7 @@ from valuecorpus.schemas.run_tables import DeadLetter
 if TYPE_CHECKING:
     from valuecorpus.pipelines.engine.background import LoopThread
 
+T = TypeVar("T")
 _THREAD_LOCK = threading.Lock()
 _CHUNK = 256  # requests prepared and looked up in the cache at a time
 # llama.cpp's classic default: a 135M model under a grammar otherwise loops on one-character tokens ("1.1.1.")
@@ -94,6 +95,12 @@ class Engine:
         self._tpm = TokenBucket(config.tpm) if config.tpm else None
         self._inflight: dict[str, asyncio.Future[tuple[Completion, int, bool]]] = {}
         self._answered: dict[str, tuple[Completion, int, bool]] = {}  # this run's answers, for duplicates
+        # runs of this engine in flight at once (Beam bundles, the loop's groups of samples): they share the
+        # duplicates table, one loop-lag watcher, and the wall clock counts their overlap once
+        self._active = 0
+        self._active_since = 0.0
+        self._watcher: asyncio.Future[None] | None = None
+        self._gate: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     # ------------------------------------------------------------------ public API
     def generate(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> list[Outcome]:
@@ -104,19 +111,30 @@ class Engine:
             pass
         else:
             raise RuntimeError("Engine.generate() called inside a running event loop; use `await engine.agenerate()`")
+        return self.drive(self.agenerate(requests))
+
+    def drive(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine that awaits `agenerate` (any number of times, concurrently) on the engine's loop."""
         if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(self.agenerate(requests))
+        return self._loop.run_until_complete(work)
 
     async def agenerate(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> list[Outcome]:
-        started = time.perf_counter()
+        if self._active == 0:
+            self._active_since = time.perf_counter()
+        self._active += 1
         try:
             with fewer_collections():
                 outcomes = await self._run(requests)
         finally:
-            self._answered.clear()
+            self._active -= 1
+            if self._active == 0:  # the last run in flight: what it shared ends with it
+                self._answered.clear()
+                if self._watcher is not None:
+                    self._watcher.cancel()
+                    self._watcher = None
+                self.stats.elapsed_s += time.perf_counter() - self._active_since
             self.budget.release()
-            self.stats.elapsed_s += time.perf_counter() - started
             if self.cache is not None:
                 await asyncio.to_thread(self.cache.flush)
         if self.fatal is not None:
@@ -304,13 +322,9 @@ class Engine:
             assert self._limiter is not None
             # the lag watcher wakes the loop 50 times a second: only worth it where the window can adapt (not
             # for the embedded model, whose decoding thread would share the GIL with it)
-            adapts = self._adapts(backend)
-            watcher = asyncio.ensure_future(self._limiter.watch_loop_lag()) if adapts else None
-            try:
-                await self._send(first, misses, outcomes)
-            finally:
-                if watcher is not None:
-                    watcher.cancel()
+            if self._watcher is None and self._adapts(backend):  # one for all the runs in flight
+                self._watcher = asyncio.ensure_future(self._limiter.watch_loop_lag())
+            await self._send(first, misses, outcomes)
         if self.progress is not None:
             self.progress.finish()
         assert all(o is not None for o in outcomes)
@@ -346,14 +360,20 @@ class Engine:
 
     async def _send(self, first: Item, misses: Iterator[Item], outcomes: list[Outcome | None]) -> None:
         assert self._backend is not None
-        await self._ensure_dialect(self._backend)
-        if not self._verified:
-            self._verified = await verify_endpoint(self._backend, self.config.model)
-        if not self._verified:  # no free check said yes: a wrong key or URL costs one request, not C
-            outcomes[first.index] = await self._guarded(first)
-            self._verified = self.fatal is None
-        else:
-            misses = itertools.chain((first,), misses)
+        lead: Item | None = first  # sent with the rest, or alone while the key and model are unchecked
+        if self.dialect is None or not self._verified:
+            async with self._probe_gate():  # runs in flight at once probe once, and risk one request between them
+                if self.fatal is not None:
+                    raise EndpointError(f"{self.config.base_url or 'endpoint'}: {self.fatal.reason}")
+                await self._ensure_dialect(self._backend)
+                if not self._verified:
+                    self._verified = await verify_endpoint(self._backend, self.config.model)
+                if not self._verified:  # no free check said yes: a wrong key or URL costs one request, not C
+                    outcomes[first.index] = await self._guarded(first)
+                    self._verified = self.fatal is None
+                    lead = None
+        if lead is not None:
+            misses = itertools.chain((lead,), misses)
         order_key = getattr(self._backend, "order_key", None)
         if order_key is not None:  # one request at a time (the local model): neighbours share prompt prefixes
             misses = iter(sorted(misses, key=lambda it: order_key(it.messages)))
@@ -365,6 +385,12 @@ class Engine:
         # a pool of workers rather than one task per request: twice the window, so requests waiting out a
         # backoff do not leave slots idle, and no task for each of 10,000 requests
         await asyncio.gather(*(worker() for _ in range(min(len(outcomes), 2 * self.config.max_in_flight + 16))))
+
+    def _probe_gate(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()  # a lock belongs to one loop; `generate` and `submit` use different ones
+        if self._gate is None or self._gate[0] is not loop:
+            self._gate = (loop, asyncio.Lock())
+        return self._gate[1]
 
     async def _guarded(self, it: Item) -> Outcome:
         try:

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS budgets (
 
 
 class SharedLedger:
+    takes_back = True  # `settle` returns an unused lease to the pool
     def __init__(self, cache_dir: str | Path, scope: str, max_cost: float | None, max_tokens: int | None) -> None:
         self.scope = scope
         self.max_cost = math.inf if max_cost is None else max_cost
@@ -80,6 +81,7 @@ class ObjectLedger:
     each engine records its spend in its own object, which `spent()` sums."""
 
     SLICES = 16
+    takes_back = False  # a claimed slice stays claimed
 
     def __init__(self, cache_dir: str, scope: str, max_cost: float | None, max_tokens: int | None) -> None:
         import uuid

@@ -86,3 +86,35 @@ def test_a_killed_attempts_leases_come_back_to_the_next_attempt_not_its_spend(tm
     assert resumed.lease(10.0, 0)[0] == pytest.approx(4.0)  # the cap less what was spent, never more
     assert resumed.spent() == (1.0, 100)
     resumed.close()
+
+
+@pytest.mark.parametrize("home", ["disk", "object-store"])
+def test_a_capped_engine_keeps_its_lease_across_batches(fake_server, tmp_path: Path, home: str,
+                                                        request: pytest.FixtureRequest) -> None:
+    """Many small batches under a shared cap (the loop's groups, Beam's bundles): nothing is refused while the
+    spend is far below the cap — on a store, where claimed slices cannot be given back, an engine that forgot its
+    slices after each batch used up all 16 in 16 batches — and the cap still holds once the spend reaches it."""
+    server = fake_server("--prompt-tokens", "100", "--completion-tokens", "50", "--latency-ms", "2")
+    prices = {"fake-model": {"prompt": 10.0, "completion": 20.0}}  # $0.002 per answer
+    if home == "disk":
+        cache_dir = str(tmp_path / "cache")
+    else:
+        cache_dir = request.getfixturevalue("object_store").url(f"budget-{tmp_path.name}", "cache")
+    config = http_config(server, None, cache_dir=cache_dir, prices=prices, max_cost_usd=0.1, budget_scope="run:b",
+                         max_in_flight=2)
+
+    def batch_of(n: int) -> list:  # distinct prompts: none is answered from the cache
+        reqs = make_requests(2, prefix=f"b{n}-", max_tokens=50)
+        for r in reqs:
+            r.messages[0]["content"] += f" (batch {n})"
+        return reqs
+
+    with Engine(config) as engine:
+        for batch in range(20):  # $0.08 in 40 answers: below the cap
+            outcomes = engine.generate(batch_of(batch))
+            assert all(isinstance(o, GenerationResult) for o in outcomes), (batch, outcomes)
+        for batch in range(20, 40):  # past the cap: refused from where the next answer could exceed it
+            engine.generate(batch_of(batch))
+        assert engine.stats.budget_exhausted
+        assert 0.1 - 0.0025 * 3 < engine.stats.cost_usd <= 0.1 + 1e-9
+    assert server.chat_requests() == round(engine.stats.cost_usd / 0.002)
