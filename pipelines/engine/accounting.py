@@ -62,13 +62,12 @@ class Budget:
             from valuecorpus.pipelines.engine.ledger import open_ledger
 
             self.ledger = open_ledger(config.cache_dir, config.budget_scope, self.max_cost, self.max_tokens)
-            # a capped dimension is leased a slice at a time; an uncapped one needs no lease (leasing it made
-            # one ledger transaction per request)
-            self.lease_cost = 0.0 if self.max_cost is not None else math.inf
-            self.lease_tokens = 0.0 if self.max_tokens is not None else math.inf
-        else:
-            self.lease_cost = math.inf if self.max_cost is None else self.max_cost
-            self.lease_tokens = math.inf if self.max_tokens is None else float(self.max_tokens)
+        # an uncapped dimension is never leased (leasing it made one ledger transaction per request); with a
+        # ledger a capped one starts empty and is leased a slice at a time, without one the whole cap is held
+        held = 0.0 if self.ledger is not None else None
+        self.lease_cost = math.inf if self.max_cost is None else held if held is not None else self.max_cost
+        self.lease_tokens = (math.inf if self.max_tokens is None
+                             else held if held is not None else float(self.max_tokens))
         self._reported_cost = 0.0  # spend already recorded in the ledger
         self._reported_tokens = 0
 

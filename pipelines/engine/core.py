@@ -138,7 +138,7 @@ class Engine:
             if self.cache is not None:
                 await asyncio.to_thread(self.cache.flush)
         if self.fatal is not None:
-            raise EndpointError(f"{self.config.base_url or 'endpoint'}: {self.fatal.reason}")
+            raise self._fatal_error()
         return outcomes
 
     def cached(self, requests: Iterable[GenerationRequest | dict[str, Any]]) -> list[Outcome] | None:
@@ -364,7 +364,7 @@ class Engine:
         if self.dialect is None or not self._verified:
             async with self._probe_gate():  # runs in flight at once probe once, and risk one request between them
                 if self.fatal is not None:
-                    raise EndpointError(f"{self.config.base_url or 'endpoint'}: {self.fatal.reason}")
+                    raise self._fatal_error()
                 await self._ensure_dialect(self._backend)
                 if not self._verified:
                     self._verified = await verify_endpoint(self._backend, self.config.model)
@@ -385,6 +385,10 @@ class Engine:
         # a pool of workers rather than one task per request: twice the window, so requests waiting out a
         # backoff do not leave slots idle, and no task for each of 10,000 requests
         await asyncio.gather(*(worker() for _ in range(min(len(outcomes), 2 * self.config.max_in_flight + 16))))
+
+    def _fatal_error(self) -> EndpointError:
+        assert self.fatal is not None
+        return EndpointError(f"{self.config.base_url or 'endpoint'}: {self.fatal.reason}")
 
     def _probe_gate(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()  # a lock belongs to one loop; `generate` and `submit` use different ones

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS budgets (
 
 class SharedLedger:
     takes_back = True  # `settle` returns an unused lease to the pool
+
     def __init__(self, cache_dir: str | Path, scope: str, max_cost: float | None, max_tokens: int | None) -> None:
         self.scope = scope
         self.max_cost = math.inf if max_cost is None else max_cost
